@@ -72,6 +72,19 @@ impl CertSerial {
     }
 }
 
+/// A random positive serial of 128 bits (RFC 5280 asks for at most 20 octets; CA/Browser
+/// Forum practice for at least 64 bits of randomness, so serials cannot be predicted).
+pub(crate) fn random_serial() -> Result<CertSerial, ring::error::Unspecified> {
+    use ring::rand::SecureRandom;
+    let rng = ring::rand::SystemRandom::new();
+    let mut bytes = [0u8; 16];
+    // An all-zero draw would make serial 0, which RFC 5280 forbids; draw again.
+    while bytes.iter().all(|b| *b == 0) {
+        rng.fill(&mut bytes)?;
+    }
+    CertSerial::from_be_bytes(&bytes).map_err(|_| ring::error::Unspecified)
+}
+
 impl fmt::Display for CertSerial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_hex())
@@ -109,6 +122,14 @@ mod tests {
         assert_eq!(CertSerial::parse("ABCD01").unwrap(), a);
         assert_eq!(CertSerial::from_be_bytes(&[0, 0xab, 0xcd, 1]).unwrap(), a);
         assert_eq!(CertSerial::parse("1").unwrap().to_hex(), "01");
+    }
+
+    #[test]
+    fn random_serials_differ_and_fit_in_sixteen_octets() {
+        let a = random_serial().unwrap();
+        let b = random_serial().unwrap();
+        assert_ne!(a, b);
+        assert!(a.as_bytes().len() <= 16 && !a.as_bytes().is_empty());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 mod certs {
+    pub mod ca;
     pub mod identity;
     pub mod support;
 }

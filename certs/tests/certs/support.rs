@@ -1,5 +1,6 @@
 //! Helpers shared by the test modules: running openssl, temp files.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -45,4 +46,14 @@ pub fn openssl_spki_sha256(cert_path: &Path) -> String {
     ]);
     let digest = openssl(&["dgst", "-sha256", "-r", spki.to_str().unwrap()]);
     digest.split_whitespace().next().unwrap().to_owned()
+}
+
+/// The permission bits of a file or directory.
+pub fn mode_of(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Writes a test file (not a key: keys go through `write_private_file`).
+pub fn write(path: &Path, contents: &str) {
+    std::fs::write(path, contents).unwrap();
 }
