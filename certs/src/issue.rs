@@ -1,10 +1,11 @@
 //! Issuing certificates from the CA's issuing key.
 
 use crate::ca::{BACKDATE, CaError, CertificateAuthority, new_serial, whole_seconds};
+use crate::csr::{CheckedCsr, CsrError};
 use crate::encoding::to_pem;
-use crate::identity::CertificateInfo;
+use crate::identity::{CertificateInfo, ClientIdentity};
 use crate::keys::{self, KeyAlgorithm, KeyError};
-use crate::profile::{ProfileError, ServerProfile};
+use crate::profile::{ProfileError, ServerProfile, TokenProfile};
 use rcgen::{
     CertificateParams, CrlDistributionPoint, DnType, ExtendedKeyUsagePurpose, KeyUsagePurpose,
     PublicKeyData, SanType,
@@ -19,6 +20,8 @@ use time::{Duration, OffsetDateTime};
 pub enum IssueError {
     #[error(transparent)]
     Profile(#[from] ProfileError),
+    #[error(transparent)]
+    Csr(#[from] CsrError),
     #[error("the issuing CA is not valid at {now} (valid from {not_before} to {not_after})")]
     CaNotValid {
         now: String,
@@ -98,6 +101,68 @@ impl CertificateAuthority {
             key_pem: SecretString::from(key.pem.to_string()),
             key_algorithm: profile.key_algorithm,
         })
+    }
+
+    /// Issues a token's client certificate from its CSR (DER or PEM). The CSR's signature is
+    /// verified and only its public key is used; the profile decides the rest.
+    pub fn issue_token(
+        &self,
+        csr: &[u8],
+        profile: &TokenProfile,
+        now: OffsetDateTime,
+    ) -> Result<IssuedCertificate, IssueError> {
+        let span = tracing::info_span!("issue_token", unit = %profile.unit, token = %profile.token);
+        let _entered = span.enter();
+        profile.validate()?;
+        let csr =
+            CheckedCsr::parse(csr).inspect_err(|e| tracing::warn!(reason = %e, "CSR refused"))?;
+        self.issue_token_for(&csr, profile, now)
+    }
+
+    /// As [`issue_token`](Self::issue_token), for a CSR already checked (say, to look its key
+    /// up before issuing).
+    pub fn issue_token_for(
+        &self,
+        csr: &CheckedCsr,
+        profile: &TokenProfile,
+        now: OffsetDateTime,
+    ) -> Result<IssuedCertificate, IssueError> {
+        profile.validate()?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, profile.unit_name.as_str());
+        params
+            .distinguished_name
+            .push(DnType::CommonName, profile.common_name());
+        for urn in [profile.unit.urn(), profile.token.urn()] {
+            let ia5 = urn
+                .clone()
+                .try_into()
+                .map_err(|_| IssueError::Sign(format!("{urn:?} is not ASCII")))?;
+            params.subject_alt_names.push(SanType::URI(ia5));
+        }
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        set_crl_urls(&mut params, &profile.crl_distribution_points);
+        let issued = self.sign_leaf(params, csr, profile.validity_days, now)?;
+        // What the service will read back at every login must come out as it went in.
+        let identity = ClientIdentity::from_der(&issued.der)
+            .map_err(|e| IssueError::Sign(format!("issued certificate does not read back: {e}")))?;
+        if identity.unit != profile.unit || identity.token != profile.token {
+            return Err(IssueError::Sign(
+                "issued certificate names another token".into(),
+            ));
+        }
+        tracing::info!(
+            serial = %issued.info.serial,
+            fingerprint = %issued.info.spki_fingerprint,
+            key = %csr.key_algorithm(),
+            not_after = %rfc3339(issued.info.not_after),
+            "issued token certificate"
+        );
+        Ok(issued)
     }
 
     /// Signs an end-entity certificate: random serial, authority key identifier, validity from

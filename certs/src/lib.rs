@@ -13,6 +13,7 @@
 //! ```
 
 mod ca;
+mod csr;
 mod encoding;
 mod files;
 pub mod identity;
@@ -22,6 +23,7 @@ mod profile;
 mod serial;
 
 pub use ca::{CaError, CaOptions, CaPaths, CertificateAuthority};
+pub use csr::{CheckedCsr, CsrError, MAX_RSA_BITS, MIN_RSA_BITS};
 pub use encoding::{DecodeError, decode_pem_or_der, to_pem};
 pub use files::{create_private_dir, replace_file, write_private_file, write_public_file};
 pub use identity::{
@@ -30,5 +32,7 @@ pub use identity::{
 };
 pub use issue::{IssueError, IssuedCertificate, ServerCredentials};
 pub use keys::{KeyAlgorithm, KeyError};
-pub use profile::{DEFAULT_SERVER_DAYS, MAX_DAYS, ProfileError, ServerProfile};
+pub use profile::{
+    DEFAULT_SERVER_DAYS, DEFAULT_TOKEN_DAYS, MAX_DAYS, ProfileError, ServerProfile, TokenProfile,
+};
 pub use serial::{CertSerial, SerialError};

@@ -1,8 +1,13 @@
 //! Certificate profiles: what the CA puts in a certificate is decided here, never by the
 //! requester.
 
+use crate::ca::{MAX_NAME_CHARS, check_name};
 use crate::keys::KeyAlgorithm;
 use std::net::IpAddr;
+use ukey_proto::{TokenSerial, UnitCode};
+
+/// Validity of a token certificate unless told otherwise: two years.
+pub const DEFAULT_TOKEN_DAYS: u32 = 730;
 
 /// Validity of a server certificate unless told otherwise: 397 days, the most browsers accept,
 /// since the admin console may be opened in a browser.
@@ -27,6 +32,49 @@ pub enum ProfileError {
     CrlUrl(String),
     #[error("{0}")]
     Name(String),
+}
+
+/// A token's client certificate: clientAuth, digitalSignature, SAN `URI:urn:ukey:unit:<code>`
+/// and `URI:urn:ukey:token:<serial>`, subject O = the unit's full name, CN = "<code> <serial>".
+/// The key comes from the token's CSR; nothing else does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenProfile {
+    pub unit: UnitCode,
+    /// The unit's full name (e.g. 中共太极集团有限公司委员会), written as organizationName.
+    pub unit_name: String,
+    pub token: TokenSerial,
+    pub validity_days: u32,
+    /// URLs where relying parties fetch the CRL, written into the certificate.
+    pub crl_distribution_points: Vec<String>,
+}
+
+impl TokenProfile {
+    pub fn new(unit: UnitCode, unit_name: impl Into<String>, token: TokenSerial) -> Self {
+        TokenProfile {
+            unit,
+            unit_name: unit_name.into(),
+            token,
+            validity_days: DEFAULT_TOKEN_DAYS,
+            crl_distribution_points: Vec::new(),
+        }
+    }
+
+    pub(crate) fn common_name(&self) -> String {
+        format!("{} {}", self.unit, self.token)
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), ProfileError> {
+        check_name("unit name", &self.unit_name).map_err(ProfileError::Name)?;
+        let cn = self.common_name();
+        if cn.chars().count() > MAX_NAME_CHARS {
+            return Err(ProfileError::Name(format!(
+                "unit code and token serial together ({cn:?}) exceed the {MAX_NAME_CHARS} \
+                 characters a commonName allows"
+            )));
+        }
+        check_days(self.validity_days)?;
+        check_crl_urls(&self.crl_distribution_points)
+    }
 }
 
 /// A TLS server certificate (the admin service): SAN DNS/IP, serverAuth, digitalSignature.
@@ -117,6 +165,26 @@ fn check_dns_name(name: &str) -> Result<(), ProfileError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_profiles_check_the_unit_name_and_the_common_name_length() {
+        let unit = UnitCode::parse("01").unwrap();
+        let token = TokenSerial::parse("a1b2").unwrap();
+        let ok = TokenProfile::new(unit.clone(), "中共太极集团有限公司委员会", token.clone());
+        assert_eq!(ok.validate(), Ok(()));
+        assert_eq!(ok.common_name(), "01 a1b2");
+        assert_eq!(ok.validity_days, 730);
+        let empty = TokenProfile::new(unit.clone(), " ", token.clone());
+        assert!(matches!(empty.validate(), Err(ProfileError::Name(m)) if m.contains("empty")));
+        let control = TokenProfile::new(unit, "a\nb", token);
+        assert!(matches!(control.validate(), Err(ProfileError::Name(m)) if m.contains("control")));
+        let long = TokenProfile::new(
+            UnitCode::parse(&"u".repeat(40)).unwrap(),
+            "x",
+            TokenSerial::parse(&"s".repeat(40)).unwrap(),
+        );
+        assert!(matches!(long.validate(), Err(ProfileError::Name(m)) if m.contains("commonName")));
+    }
 
     #[test]
     fn server_names_are_checked_before_anything_is_signed() {

@@ -5,4 +5,5 @@ mod certs {
     pub mod ca;
     pub mod identity;
     pub mod support;
+    pub mod token;
 }
