@@ -3,6 +3,7 @@
 
 mod certs {
     pub mod ca;
+    pub mod crl;
     pub mod identity;
     pub mod support;
     pub mod token;
