@@ -22,6 +22,7 @@ mod issue;
 mod keys;
 mod profile;
 mod serial;
+pub mod store;
 
 pub use ca::{CaError, CaOptions, CaPaths, CertificateAuthority};
 pub use crl::{Crl, CrlEntry, CrlError, CrlInfo, RevocationReason, Revoked};

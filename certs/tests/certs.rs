@@ -3,6 +3,7 @@
 
 mod certs {
     pub mod ca;
+    pub mod cli;
     pub mod crl;
     pub mod identity;
     pub mod support;
