@@ -17,3 +17,7 @@ lint:
 unit:
 	$(CARGO) nextest run --workspace --locked --profile $(NEXTEST_PROFILE)
 	$(CARGO) test --workspace --locked --doc --quiet
+
+# Prints figures (no thresholds): `cargo bench` targets with harness = false.
+bench:
+	$(CARGO) bench --workspace --benches --locked

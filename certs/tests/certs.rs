@@ -8,4 +8,5 @@ mod certs {
     pub mod identity;
     pub mod support;
     pub mod token;
+    pub mod verifier;
 }

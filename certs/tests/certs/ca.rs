@@ -292,3 +292,27 @@ fn bad_ca_options_are_refused_before_any_key_is_made() {
     assert!(err.to_string().contains("cannot outlive the root"), "{err}");
     assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn a_ca_can_be_shared_by_the_admin_service_across_threads() {
+    fn shared<T: Send + Sync + 'static>(_: &T) {}
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = new_ca(tmp.path(), KeyAlgorithm::EcP256);
+    shared(&ca);
+    let ca = std::sync::Arc::new(ca);
+    let handles: Vec<_> = (0..2)
+        .map(|i| {
+            let ca = ca.clone();
+            std::thread::spawn(move || {
+                let name = format!("s{i}.example.cn");
+                ca.issue_server(&ServerProfile::new(vec![name], vec![]), now())
+                    .unwrap()
+                    .certificate
+                    .info
+                    .serial
+            })
+        })
+        .collect();
+    let serials: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_ne!(serials[0], serials[1]);
+}
