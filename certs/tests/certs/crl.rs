@@ -1,51 +1,8 @@
 //! CRLs: signed by the issuing CA, read by openssl, honoured by openssl verify -crl_check.
 
-use super::support::{openssl, write};
-use std::path::PathBuf;
+use super::support::{Fixture, openssl, write};
 use time::{Duration, OffsetDateTime};
-use ukey_certs::{
-    CaOptions, CertificateAuthority, CrlError, CrlInfo, IssuedCertificate, RevocationReason,
-    Revoked, TokenProfile,
-};
-use ukey_proto::{TokenSerial, UnitCode};
-
-struct Fixture {
-    tmp: tempfile::TempDir,
-    ca: CertificateAuthority,
-}
-
-impl Fixture {
-    fn new() -> Fixture {
-        let tmp = tempfile::tempdir().unwrap();
-        let ca = CertificateAuthority::create(
-            &tmp.path().join("ca"),
-            &CaOptions::default(),
-            OffsetDateTime::now_utc(),
-        )
-        .unwrap();
-        Fixture { tmp, ca }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.tmp.path().join(name)
-    }
-
-    fn token(&self, serial: &str) -> IssuedCertificate {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let csr = rcgen::CertificateParams::new(Vec::new())
-            .unwrap()
-            .serialize_request(&key)
-            .unwrap();
-        let profile = TokenProfile::new(
-            UnitCode::parse("01").unwrap(),
-            "第一党支部",
-            TokenSerial::parse(serial).unwrap(),
-        );
-        self.ca
-            .issue_token(csr.der(), &profile, OffsetDateTime::now_utc())
-            .unwrap()
-    }
-}
+use ukey_certs::{CrlError, CrlInfo, IssuedCertificate, RevocationReason, Revoked};
 
 #[test]
 fn openssl_lists_each_revoked_serial_with_its_reason_and_the_crl_number() {

@@ -1,31 +1,14 @@
 //! What the admin service will do with these certificates: rustls's client verifier (ring),
 //! trusting the issuing CA, with the CRL this library signs.
 
+use super::support::Fixture;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::ClientCertVerifier;
 use rustls::{CertificateError, Error, RootCertStore};
 use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
-use ukey_certs::{
-    CaOptions, CertificateAuthority, IssuedCertificate, RevocationReason, Revoked, TokenProfile,
-};
-use ukey_proto::{TokenSerial, UnitCode};
-
-fn issue(ca: &CertificateAuthority, serial: &str) -> IssuedCertificate {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let csr = rcgen::CertificateParams::new(Vec::new())
-        .unwrap()
-        .serialize_request(&key)
-        .unwrap();
-    let profile = TokenProfile::new(
-        UnitCode::parse("01").unwrap(),
-        "第一党支部",
-        TokenSerial::parse(serial).unwrap(),
-    );
-    ca.issue_token(csr.der(), &profile, OffsetDateTime::now_utc())
-        .unwrap()
-}
+use ukey_certs::{IssuedCertificate, RevocationReason, Revoked};
 
 fn verifier(
     anchor: &[u8],
@@ -50,11 +33,9 @@ fn verify(v: &Arc<dyn ClientCertVerifier>, cert: &IssuedCertificate) -> Result<(
 
 #[test]
 fn rustls_accepts_a_token_certificate_alone_when_it_trusts_the_issuing_ca() {
-    let tmp = tempfile::tempdir().unwrap();
-    let ca =
-        CertificateAuthority::create(tmp.path(), &CaOptions::default(), OffsetDateTime::now_utc())
-            .unwrap();
-    let cert = issue(&ca, "t1");
+    let fx = Fixture::new();
+    let ca = &fx.ca;
+    let cert = fx.token("t1");
 
     // A token presents only its own certificate: the issuing CA must be the anchor.
     assert!(verify(&verifier(ca.issuing_certificate_der(), vec![]), &cert).is_ok());
@@ -70,11 +51,11 @@ fn rustls_accepts_a_token_certificate_alone_when_it_trusts_the_issuing_ca() {
 
 #[test]
 fn rustls_refuses_a_token_certificate_on_the_crl_and_accepts_the_others() {
-    let tmp = tempfile::tempdir().unwrap();
+    let fx = Fixture::new();
+    let ca = &fx.ca;
     let now = OffsetDateTime::now_utc();
-    let ca = CertificateAuthority::create(tmp.path(), &CaOptions::default(), now).unwrap();
-    let revoked = issue(&ca, "lost");
-    let kept = issue(&ca, "kept");
+    let revoked = fx.token("lost");
+    let kept = fx.token("kept");
     let crl = ca
         .crl(
             &[Revoked {
