@@ -132,6 +132,20 @@ fn loading_refuses_a_key_that_belongs_to_another_ca() {
 }
 
 #[test]
+fn loading_refuses_an_issuing_ca_that_the_root_did_not_sign() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ours = new_ca(&tmp.path().join("ours"), KeyAlgorithm::EcP256);
+    let theirs = new_ca(&tmp.path().join("theirs"), KeyAlgorithm::EcP256);
+    fs::remove_file(&ours.paths().root_cert).unwrap();
+    fs::copy(&theirs.paths().root_cert, &ours.paths().root_cert).unwrap();
+    let err = CertificateAuthority::load(&tmp.path().join("ours")).unwrap_err();
+    assert!(
+        err.to_string().contains("not signed by the root CA"),
+        "{err}"
+    );
+}
+
+#[test]
 fn loading_an_empty_directory_names_the_missing_file() {
     let tmp = tempfile::tempdir().unwrap();
     let err = CertificateAuthority::load(tmp.path()).unwrap_err();
