@@ -62,7 +62,7 @@ impl PinRetries {
 impl fmt::Display for PinRetries {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            PinRetries::Full => "tries left",
+            PinRetries::Full => "no wrong tries counted",
             PinRetries::Low => "fewer tries left (the token does not say how many)",
             PinRetries::FinalTry => "one try left: a wrong PIN now locks the token",
             PinRetries::Locked => "no tries left",

@@ -476,17 +476,27 @@ impl ModuleState {
             Attribute::Id(id.to_vec()),
             Attribute::Label(label.as_bytes().to_vec()),
         ]);
-        let private = [
+        let mut private = vec![
             Attribute::Token(true),
             Attribute::Private(true),
             Attribute::Sign(true),
             Attribute::Sensitive(true),
-            Attribute::Extractable(false),
             Attribute::Id(id.to_vec()),
             Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Extractable(false),
         ];
         let session = self.session(serial)?;
-        if let Err(e) = session.generate_key_pair(&mechanism, &public, &private) {
+        let mut generated = session.generate_key_pair(&mechanism, &public, &private);
+        if generated
+            .as_ref()
+            .is_err_and(|e| rv_of(e).is_some_and(|(_, rv)| rv == RvError::AttributeTypeInvalid))
+        {
+            // Some modules (ykcs11) refuse CKA_EXTRACTABLE in the template: their keys never
+            // leave the card. What the token reports is checked below.
+            private.pop();
+            generated = session.generate_key_pair(&mechanism, &public, &private);
+        }
+        if let Err(e) = generated {
             let err = from_cryptoki(serial, Function::GenerateKeyPair, e);
             self.after_error(serial, &err);
             return Err(err);
@@ -496,14 +506,23 @@ impl ModuleState {
         }
         tracing::info!(%serial, key = %hex::encode(id), kind = %spec.kind(), "key pair generated on the token");
         let objects = self.objects(serial)?;
-        objects
+        let key = objects
             .keys
             .into_iter()
             .find(|k| k.id == id)
             .ok_or_else(|| TokenError::KeyNotFound {
                 serial: serial.clone(),
                 selector: format!("id {} (just generated)", hex::encode(id)),
-            })
+            })?;
+        if key.extractable == Some(true) {
+            let _ = self.destroy_objects(serial, id, &[ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY]);
+            return Err(TokenError::UnsupportedKey {
+                serial: serial.clone(),
+                key: hex::encode(id),
+                reason: "the token made the private key extractable; it was destroyed".into(),
+            });
+        }
+        Ok(key)
     }
 
     /// Writes a certificate object with `CKA_ID` = `id`, replacing one already there.
