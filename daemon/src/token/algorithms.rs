@@ -89,16 +89,16 @@ const ALL: [SignAlgorithm; 8] = [
 
 /// DigestInfo prefixes (RFC 8017 §9.2, note 1) for PKCS#1 v1.5 over `CKM_RSA_PKCS`.
 const SHA256_PREFIX: &[u8] = &[
-    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
-    0x05, 0x00, 0x04, 0x20,
+    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
+    0x00, 0x04, 0x20,
 ];
 const SHA384_PREFIX: &[u8] = &[
-    0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02,
-    0x05, 0x00, 0x04, 0x30,
+    0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05,
+    0x00, 0x04, 0x30,
 ];
 const SHA512_PREFIX: &[u8] = &[
-    0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03,
-    0x05, 0x00, 0x04, 0x40,
+    0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05,
+    0x00, 0x04, 0x40,
 ];
 
 impl SignAlgorithm {
@@ -269,7 +269,9 @@ pub(crate) mod der {
             if n == 0 || n > 4 || rest.len() < n {
                 return None;
             }
-            let len = rest[..n].iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+            let len = rest[..n]
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
             (len, &rest[n..])
         };
         (rest.len() == len).then_some(rest)
@@ -289,9 +291,8 @@ mod tests {
     fn a_raw_ecdsa_signature_becomes_der_that_ring_verifies() {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        let key =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
-                .unwrap();
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
         for i in 0..32u8 {
             let msg = [i; 40];
             let raw = key.sign(&rng, &msg).unwrap();
@@ -322,7 +323,11 @@ mod tests {
     fn only_the_schemes_a_key_and_its_mechanisms_can_make_are_offered() {
         let rsa = KeyKind::Rsa { bits: 2048 };
         let without_pss = SignAlgorithm::for_key(rsa, &[MechanismType::RSA_PKCS]);
-        assert!(without_pss.iter().all(|a| a.mechanism_type() == MechanismType::RSA_PKCS));
+        assert!(
+            without_pss
+                .iter()
+                .all(|a| a.mechanism_type() == MechanismType::RSA_PKCS)
+        );
         let ec = KeyKind::Ec { curve: Curve::P256 };
         assert_eq!(
             SignAlgorithm::for_key(ec, &[MechanismType::ECDSA, MechanismType::RSA_PKCS]),

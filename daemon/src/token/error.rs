@@ -96,7 +96,9 @@ pub enum TokenError {
 
     /// The token left during the operation (`CKR_DEVICE_REMOVED`, `CKR_TOKEN_NOT_PRESENT`,
     /// `CKR_DEVICE_ERROR`, or a session that vanished); its login is gone.
-    #[error("token {serial} was removed or stopped answering during {failure}: insert it and log in again")]
+    #[error(
+        "token {serial} was removed or stopped answering during {failure}: insert it and log in again"
+    )]
     TokenRemoved {
         serial: TokenSerial,
         failure: Pkcs11Failure,
@@ -113,14 +115,20 @@ pub enum TokenError {
     },
 
     /// The token reports one try left and the caller did not insist.
-    #[error("token {serial} has one PIN try left and a wrong PIN would lock it: login refused; try again only if you are sure of the PIN")]
+    #[error(
+        "token {serial} has one PIN try left and a wrong PIN would lock it: login refused; try again only if you are sure of the PIN"
+    )]
     FinalTryRefused { serial: TokenSerial },
 
-    #[error("the PIN of token {serial} is locked after too many wrong tries: IT staff must unblock it (with the PUK or SO PIN) before it can be used")]
+    #[error(
+        "the PIN of token {serial} is locked after too many wrong tries: IT staff must unblock it (with the PUK or SO PIN) before it can be used"
+    )]
     PinLocked { serial: TokenSerial },
 
     /// The PUK or SO PIN given to unblock the user PIN was wrong (or is itself locked).
-    #[error("the PUK or SO PIN for token {serial} was refused; it has its own try counter, so check it before trying again")]
+    #[error(
+        "the PUK or SO PIN for token {serial} was refused; it has its own try counter, so check it before trying again"
+    )]
     UnblockRefused { serial: TokenSerial },
 
     #[error("the PIN of token {serial} has expired: it must be changed")]
@@ -168,7 +176,9 @@ pub enum TokenError {
     },
 
     /// The key needs the PIN for every signature (`CKA_ALWAYS_AUTHENTICATE`) and none was given.
-    #[error("key {key} on token {serial} needs the PIN for every signature (CKA_ALWAYS_AUTHENTICATE); it cannot sign unattended")]
+    #[error(
+        "key {key} on token {serial} needs the PIN for every signature (CKA_ALWAYS_AUTHENTICATE); it cannot sign unattended"
+    )]
     PinPerSignature { serial: TokenSerial, key: String },
 
     /// The token has no mechanism for what was asked.

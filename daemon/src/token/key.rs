@@ -45,13 +45,12 @@ impl TokenKey {
             reason,
         };
         if info.always_authenticate {
-            return Err(TokenError::PinPerSignature {
-                serial,
-                key,
-            });
+            return Err(TokenError::PinPerSignature { serial, key });
         }
         if !info.can_sign {
-            return Err(unsupported("the token does not allow it to sign (CKA_SIGN false)".into()));
+            return Err(unsupported(
+                "the token does not allow it to sign (CKA_SIGN false)".into(),
+            ));
         }
         let cert_key = certificate
             .as_ref()
@@ -141,7 +140,8 @@ impl TokenKey {
                 mechanism: format!("{:?}", algorithm.mechanism_type()),
             });
         }
-        self.manager.sign(&self.serial, &self.info.id, algorithm, message)
+        self.manager
+            .sign(&self.serial, &self.info.id, algorithm, message)
     }
 
     /// The algorithm for X.509 signatures (certificates, CSRs): ECDSA with the curve's hash,

@@ -59,7 +59,10 @@ impl Default for TokenConfig {
     fn default() -> Self {
         TokenConfig {
             modules: Vec::new(),
-            p11kit_dirs: p11kit::SYSTEM_MODULE_DIRS.iter().map(PathBuf::from).collect(),
+            p11kit_dirs: p11kit::SYSTEM_MODULE_DIRS
+                .iter()
+                .map(PathBuf::from)
+                .collect(),
             pcsc: true,
             monitor: MonitorConfig::default(),
             poll_interval: Duration::from_secs(10),
@@ -161,8 +164,9 @@ impl TokenManager {
         };
         let mut modules = Vec::new();
         for path in order.iter() {
-            let handle = ModuleHandle::spawn(path.clone(), hub.clone(), view_rx.clone(), settings.clone())
-                .map_err(|e| TokenError::Module {
+            let handle =
+                ModuleHandle::spawn(path.clone(), hub.clone(), view_rx.clone(), settings.clone())
+                    .map_err(|e| TokenError::Module {
                     module: path.clone(),
                     what: format!("could not start its thread: {e}"),
                 })?;
@@ -291,11 +295,9 @@ impl TokenManager {
 
     /// The module that serves a present token.
     fn module_for(&self, serial: &TokenSerial) -> Result<Arc<ModuleHandle>, TokenError> {
-        let status = self
-            .token(serial)
-            .ok_or_else(|| TokenError::UnknownToken {
-                serial: serial.clone(),
-            })?;
+        let status = self.token(serial).ok_or_else(|| TokenError::UnknownToken {
+            serial: serial.clone(),
+        })?;
         if status.state == TokenState::Absent {
             return Err(TokenError::TokenAbsent {
                 serial: serial.clone(),
@@ -322,9 +324,7 @@ impl TokenManager {
         serial: &TokenSerial,
         operation: &'static str,
         timeout: Duration,
-        f: impl FnOnce(&mut crate::token::module::ModuleState) -> Result<T, TokenError>
-        + Send
-        + 'static,
+        f: impl FnOnce(&mut crate::token::module::ModuleState) -> Result<T, TokenError> + Send + 'static,
     ) -> Result<T, TokenError> {
         let module = self.module_for(serial)?;
         let span = tracing::info_span!("token", %serial, operation);
@@ -366,7 +366,9 @@ impl TokenManager {
 
     pub fn logout(&self, serial: &TokenSerial) -> Result<(), TokenError> {
         let s = serial.clone();
-        self.run(serial, "logout", self.inner.config.op_timeout, move |m| m.logout(&s))
+        self.run(serial, "logout", self.inner.config.op_timeout, move |m| {
+            m.logout(&s)
+        })
     }
 
     /// Changes the user PIN. The new PIN must pass the PIN policy for this token's real
@@ -379,9 +381,12 @@ impl TokenManager {
         options: LoginOptions,
     ) -> Result<(), TokenError> {
         let s = serial.clone();
-        self.run(serial, "change PIN", self.inner.config.op_timeout, move |m| {
-            m.change_pin(&s, &old, &new, options)
-        })
+        self.run(
+            serial,
+            "change PIN",
+            self.inner.config.op_timeout,
+            move |m| m.change_pin(&s, &old, &new, options),
+        )
     }
 
     /// Unblocks a locked user PIN (IT staff): with the PUK where the token has one (PIV),
@@ -393,9 +398,12 @@ impl TokenManager {
         new: SecretString,
     ) -> Result<(), TokenError> {
         let s = serial.clone();
-        self.run(serial, "unblock PIN", self.inner.config.op_timeout, move |m| {
-            m.unblock_pin(&s, &puk_or_so_pin, &new)
-        })
+        self.run(
+            serial,
+            "unblock PIN",
+            self.inner.config.op_timeout,
+            move |m| m.unblock_pin(&s, &puk_or_so_pin, &new),
+        )
     }
 
     /// Sets the user PIN with the SO PIN (`C_InitPIN`), as provisioning does.
@@ -406,15 +414,23 @@ impl TokenManager {
         new: SecretString,
     ) -> Result<(), TokenError> {
         let s = serial.clone();
-        self.run(serial, "initialise user PIN", self.inner.config.op_timeout, move |m| {
-            m.init_user_pin(&s, &so_pin, &new)
-        })
+        self.run(
+            serial,
+            "initialise user PIN",
+            self.inner.config.op_timeout,
+            move |m| m.init_user_pin(&s, &so_pin, &new),
+        )
     }
 
     /// Keys and certificates on the token (private keys once logged in).
     pub fn objects(&self, serial: &TokenSerial) -> Result<TokenObjects, TokenError> {
         let s = serial.clone();
-        self.run(serial, "list objects", self.inner.config.op_timeout, move |m| m.objects(&s))
+        self.run(
+            serial,
+            "list objects",
+            self.inner.config.op_timeout,
+            move |m| m.objects(&s),
+        )
     }
 
     /// The key a PKCS#11 URI names (token by serial/label/model/manufacturer, key by `id` or
@@ -424,9 +440,7 @@ impl TokenManager {
         let table = self.tokens();
         let candidates: Vec<&TokenStatus> = table
             .present()
-            .filter(|t| {
-                uri.matches_token(&t.label, &t.manufacturer, t.serial.as_str(), &t.model)
-            })
+            .filter(|t| uri.matches_token(&t.label, &t.manufacturer, t.serial.as_str(), &t.model))
             .collect();
         let token = match candidates.as_slice() {
             [one] => *one,
@@ -523,9 +537,12 @@ impl TokenManager {
         let s = serial.clone();
         let id = id.to_vec();
         let label = label.to_owned();
-        self.run(serial, "generate key pair", self.inner.config.keygen_timeout, move |m| {
-            m.generate_key_pair(&s, spec, &id, &label)
-        })
+        self.run(
+            serial,
+            "generate key pair",
+            self.inner.config.keygen_timeout,
+            move |m| m.generate_key_pair(&s, spec, &id, &label),
+        )
     }
 
     /// Writes a DER certificate onto the token with `CKA_ID` = `id`, replacing any there.
@@ -540,22 +557,34 @@ impl TokenManager {
         let id = id.to_vec();
         let label = label.to_owned();
         let der = der.to_vec();
-        self.run(serial, "write certificate", self.inner.config.op_timeout, move |m| {
-            m.write_certificate(&s, &id, &label, &der)
-        })
+        self.run(
+            serial,
+            "write certificate",
+            self.inner.config.op_timeout,
+            move |m| m.write_certificate(&s, &id, &label, &der),
+        )
     }
 
     /// Destroys the key pair and certificate with `CKA_ID` = `id`; returns how many objects.
     pub fn destroy_key(&self, serial: &TokenSerial, id: &[u8]) -> Result<usize, TokenError> {
         let s = serial.clone();
         let id = id.to_vec();
-        self.run(serial, "destroy objects", self.inner.config.op_timeout, move |m| {
-            m.destroy_objects(
-                &s,
-                &id,
-                &[ObjectClass::CERTIFICATE, ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY],
-            )
-        })
+        self.run(
+            serial,
+            "destroy objects",
+            self.inner.config.op_timeout,
+            move |m| {
+                m.destroy_objects(
+                    &s,
+                    &id,
+                    &[
+                        ObjectClass::CERTIFICATE,
+                        ObjectClass::PRIVATE_KEY,
+                        ObjectClass::PUBLIC_KEY,
+                    ],
+                )
+            },
+        )
     }
 }
 

@@ -92,7 +92,12 @@ pub fn known_model(manufacturer: &str, model: &str) -> Option<&'static KnownMode
 }
 
 /// The limits to enforce for a token: the module's report, narrowed by the known model.
-pub fn pin_limits(manufacturer: &str, model: &str, reported_min: usize, reported_max: usize) -> PinLimits {
+pub fn pin_limits(
+    manufacturer: &str,
+    model: &str,
+    reported_min: usize,
+    reported_max: usize,
+) -> PinLimits {
     // Some modules report 0 or absurd values; keep them sane before narrowing.
     let module_min = reported_min.max(1);
     let module_max = if reported_max == 0 || reported_max >= 1024 {
@@ -140,7 +145,10 @@ mod tests {
     #[test]
     fn an_unknown_model_keeps_what_its_module_reports() {
         let limits = pin_limits("SoftHSM project", "SoftHSM v2", 4, 255);
-        assert_eq!((limits.effective.min_len, limits.effective.max_len), (4, 255));
+        assert_eq!(
+            (limits.effective.min_len, limits.effective.max_len),
+            (4, 255)
+        );
         assert_eq!(limits.source, LimitSource::Module);
     }
 

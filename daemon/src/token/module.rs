@@ -103,6 +103,10 @@ impl ModuleHandle {
             pending: None,
             next_poll: Instant::now(),
             report: report.clone(),
+            listing_fails: false,
+            uses_pcsc: false,
+            pcsc_down: false,
+            restart_pending: false,
         };
         let name = path
             .file_stem()
@@ -180,9 +184,22 @@ pub(crate) struct Entry {
     pub model: Option<&'static KnownModel>,
     pub flags: TokenFlags,
     pub mechanisms: Option<Vec<MechanismType>>,
+    /// The user PIN was unblocked since the last login attempt.
+    pub unblocked: bool,
 }
 
 impl Entry {
+    /// Takes the token's flags, except the retry flags a module keeps stale after an unblock
+    /// (ykcs11 only refreshes them at the next `C_Login`).
+    pub(crate) fn set_flags(&mut self, info: &TokenInfo) {
+        self.flags = TokenFlags::from_info(info);
+        if self.unblocked {
+            self.flags.user_pin_locked = false;
+            self.flags.user_pin_final_try = false;
+            self.flags.user_pin_count_low = false;
+        }
+    }
+
     pub(crate) fn drop_session(&mut self) {
         self.keys.clear();
         self.login = None;
@@ -204,7 +221,18 @@ pub(crate) struct ModuleState {
     pending: Option<(Instant, bool)>,
     next_poll: Instant,
     report: Arc<Mutex<ModuleReport>>,
+    /// `C_GetSlotList` failed last time (logged once per streak).
+    listing_fails: bool,
+    /// Some slot of this module stands for a PC/SC reader.
+    uses_pcsc: bool,
+    /// pcscd is away: no calls into a module that uses it.
+    pcsc_down: bool,
+    /// pcscd is back after a loss: re-initialise before anything else.
+    restart_pending: bool,
 }
+
+/// How long pcscd gets to set its readers up after coming back.
+const PCSC_SETTLE: Duration = Duration::from_millis(150);
 
 impl ModuleState {
     fn run(mut self, rx: mpsc::Receiver<Msg>) {
@@ -278,7 +306,8 @@ impl ModuleState {
             return;
         };
         match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
-            Ok(()) | Err(cryptoki::error::Error::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {
+            Ok(())
+            | Err(cryptoki::error::Error::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {
                 self.initialized = true;
                 let info = ctx.get_library_info().ok();
                 if let Ok(mut r) = self.report.lock() {
@@ -319,14 +348,38 @@ impl ModuleState {
     }
 
     fn on_pcsc(&mut self, change: PcscChange, force: bool) {
-        if let PcscChange::CardRemoved { reader } | PcscChange::ReaderRemoved { reader } = &change {
-            for entry in self.tokens.values_mut() {
-                if entry.reader.as_ref() == Some(reader) {
-                    entry.drop_session();
+        match &change {
+            PcscChange::ServiceLost { .. } => {
+                // Every session on a PC/SC token is dead. Calling the module now would go to a
+                // pcscd that is not there (libpcsclite can then block forever), so wait for it.
+                self.pcsc_down = true;
+                for entry in self.tokens.values_mut() {
+                    if entry.reader.is_some() {
+                        entry.drop_session();
+                    }
+                }
+                return;
+            }
+            PcscChange::ServiceUp if force => {
+                // Back after a loss: start the module afresh before anything else touches it,
+                // once pcscd has had a moment to set its readers up.
+                self.pcsc_down = false;
+                self.restart_pending = true;
+                self.pending = Some((Instant::now() + PCSC_SETTLE, true));
+                return;
+            }
+            PcscChange::CardRemoved { reader } | PcscChange::ReaderRemoved { reader } => {
+                for entry in self.tokens.values_mut() {
+                    if entry.reader.as_ref() == Some(reader) {
+                        entry.drop_session();
+                    }
                 }
             }
+            _ => {}
         }
-        self.schedule_refresh(force);
+        if !self.pcsc_down && !self.restart_pending {
+            self.schedule_refresh(force);
+        }
     }
 
     /// A login worked: the module is in a good state, so a forced re-initialisation still
@@ -340,8 +393,17 @@ impl ModuleState {
     /// Asks for a rescan now, or as soon as the rate limit allows a re-initialisation.
     pub(crate) fn schedule_refresh(&mut self, force_reinit: bool) {
         let now = Instant::now();
-        let force = force_reinit || self.pending.is_some_and(|(_, f)| f);
-        self.pending = Some((now, force));
+        // A re-initialisation waits for the rate limit; a plain rescan runs now.
+        let mut at = match (force_reinit, self.last_reinit) {
+            (true, Some(last)) => (last + self.settings.reinit_min_interval).max(now),
+            _ => now,
+        };
+        let mut force = force_reinit;
+        if let Some((pending_at, pending_force)) = self.pending {
+            at = at.min(pending_at);
+            force |= pending_force;
+        }
+        self.pending = Some((at, force));
     }
 
     /// Re-initialises when needed and allowed, then rescans the tokens and publishes them.
@@ -351,10 +413,16 @@ impl ModuleState {
             self.publish(BTreeMap::new());
             return;
         }
+        if self.pcsc_down && self.uses_pcsc {
+            return;
+        }
         self.drop_sessions_of_absent_tokens();
         let anyone_logged_in = self.tokens.values().any(|e| e.login.is_some());
         let want = force_reinit || !anyone_logged_in || !self.initialized;
-        if want {
+        if self.restart_pending {
+            self.restart_pending = false;
+            self.reinitialize();
+        } else if want {
             let earliest = self
                 .last_reinit
                 .map(|t| t + self.settings.reinit_min_interval);
@@ -395,20 +463,27 @@ impl ModuleState {
         let slots = match ctx.get_slots_with_token() {
             Ok(s) => s,
             Err(e) => {
-                tracing::warn!(error = %e, "C_GetSlotList failed; re-initialising");
+                if !self.listing_fails {
+                    tracing::warn!(error = %e, "C_GetSlotList failed; re-initialising");
+                }
+                self.listing_fails = true;
                 if rv_of(&e).is_some_and(|(_, rv)| is_gone(rv)) {
                     self.schedule_refresh(true);
                 }
                 return seen;
             }
         };
+        self.listing_fails = false;
         let view = self.pcsc.borrow().clone();
         for slot in slots {
             let Ok(info) = ctx.get_token_info(slot) else {
                 continue;
             };
             let Ok(serial) = TokenSerial::parse(info.serial_number()) else {
-                tracing::debug!(serial = info.serial_number(), "token without a usable serial skipped");
+                tracing::debug!(
+                    serial = info.serial_number(),
+                    "token without a usable serial skipped"
+                );
                 continue;
             };
             let description = ctx
@@ -422,6 +497,7 @@ impl ModuleState {
                     .then(|| self.tokens.get(&serial).and_then(|e| e.reader.clone()))
                     .flatten()
             });
+            self.uses_pcsc |= reader.is_some();
             if reader_is_empty(&view, reader.as_deref()) {
                 // The module has not noticed yet; PC/SC is the authority on presence.
                 continue;
@@ -436,6 +512,7 @@ impl ModuleState {
                 model: None,
                 flags: TokenFlags::default(),
                 mechanisms: None,
+                unblocked: false,
             });
             if entry.slot != slot {
                 entry.drop_session();
@@ -450,7 +527,7 @@ impl ModuleState {
                 info.min_pin_length(),
                 info.max_pin_length(),
             );
-            entry.flags = TokenFlags::from_info(&info);
+            entry.set_flags(&info);
             if let Some(session) = entry.session.as_ref() {
                 match session.get_session_info() {
                     Ok(si) => {
@@ -540,7 +617,7 @@ impl ModuleState {
         if let Some(ctx) = self.ctx.as_ref()
             && let Ok(info) = ctx.get_token_info(entry.slot)
         {
-            entry.flags = TokenFlags::from_info(&info);
+            entry.set_flags(&info);
         }
         let state = state_of(entry);
         let flags = entry.flags;
@@ -585,11 +662,15 @@ impl ModuleState {
                 }
                 other => other,
             };
-            entry.session = Some(opened.map_err(|e| from_cryptoki(serial, Function::OpenSession, e))?);
+            entry.session =
+                Some(opened.map_err(|e| from_cryptoki(serial, Function::OpenSession, e))?);
         }
-        entry.session.as_ref().ok_or_else(|| TokenError::NotLoggedIn {
-            serial: serial.clone(),
-        })
+        entry
+            .session
+            .as_ref()
+            .ok_or_else(|| TokenError::NotLoggedIn {
+                serial: serial.clone(),
+            })
     }
 
     /// Handles an error from a token call: when the token has gone, its session is dropped
@@ -605,7 +686,10 @@ impl ModuleState {
     }
 
     /// The mechanisms the token's slot offers (cached per slot).
-    pub(crate) fn mechanisms(&mut self, serial: &TokenSerial) -> Result<Vec<MechanismType>, TokenError> {
+    pub(crate) fn mechanisms(
+        &mut self,
+        serial: &TokenSerial,
+    ) -> Result<Vec<MechanismType>, TokenError> {
         let ctx = self.ctx.clone().ok_or_else(|| TokenError::ModuleStopped {
             module: self.path.clone(),
         })?;

@@ -54,7 +54,11 @@ impl PublicKey {
         }
         let raw = der::tlv(
             0x30,
-            &[der::unsigned_integer(modulus), der::unsigned_integer(exponent)].concat(),
+            &[
+                der::unsigned_integer(modulus),
+                der::unsigned_integer(exponent),
+            ]
+            .concat(),
         );
         let algorithm = der::tlv(0x30, &[OID_RSA_ENCRYPTION, &[0x05, 0x00]].concat());
         Some(Self::build(KeyKind::Rsa { bits }, raw, &algorithm))
@@ -228,7 +232,10 @@ mod tests {
         let raw = rcgen::PublicKeyData::der_bytes(&key).to_vec();
         let wrapped = der::tlv(0x04, &raw);
         let ours = PublicKey::from_ec(Curve::P256.params_der(), &wrapped).unwrap();
-        assert_eq!(ours.spki_der, rcgen::PublicKeyData::subject_public_key_info(&key));
+        assert_eq!(
+            ours.spki_der,
+            rcgen::PublicKeyData::subject_public_key_info(&key)
+        );
         let bare = PublicKey::from_ec(Curve::P256.params_der(), &raw).unwrap();
         assert_eq!(bare, ours);
     }
@@ -248,7 +255,10 @@ mod tests {
         assert!(details.valid_at(OffsetDateTime::now_utc()));
         let pk = details.public_key.clone().unwrap();
         assert_eq!(pk.kind, KeyKind::Ec { curve: Curve::P256 });
-        assert_eq!(pk.spki_der, rcgen::PublicKeyData::subject_public_key_info(&key));
+        assert_eq!(
+            pk.spki_der,
+            rcgen::PublicKeyData::subject_public_key_info(&key)
+        );
         assert!(CertDetails::parse(b"junk").is_err());
     }
 }

@@ -8,7 +8,9 @@ use crate::token::objects::{CertDetails, CertInfo, KeyInfo, PublicKey, TokenObje
 use cryptoki::context::Function;
 use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, AttributeType, CertificateType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::object::{
+    Attribute, AttributeType, CertificateType, KeyType, ObjectClass, ObjectHandle,
+};
 use cryptoki::session::{Session, UserType};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
@@ -70,7 +72,11 @@ fn user_type(role: Role) -> UserType {
 }
 
 impl ModuleState {
-    fn check_pin_length(&mut self, serial: &TokenSerial, pin: &SecretString) -> Result<(), TokenError> {
+    fn check_pin_length(
+        &mut self,
+        serial: &TokenSerial,
+        pin: &SecretString,
+    ) -> Result<(), TokenError> {
         let entry = self.entry(serial)?;
         let len = pin.expose_secret().chars().count();
         let limits = &entry.limits;
@@ -116,7 +122,12 @@ impl ModuleState {
     }
 
     /// Maps what a PIN-checking call returned, refreshing the retry flags.
-    fn pin_error(&mut self, serial: &TokenSerial, call: Function, err: cryptoki::error::Error) -> TokenError {
+    fn pin_error(
+        &mut self,
+        serial: &TokenSerial,
+        call: Function,
+        err: cryptoki::error::Error,
+    ) -> TokenError {
         let mapped = match rv_of(&err) {
             Some((_, RvError::PinIncorrect)) => {
                 self.publish_token(serial);
@@ -168,7 +179,11 @@ impl ModuleState {
             self.logout(serial)?;
         }
         let session = self.session(serial)?;
-        match session.login(user_type(role), Some(pin)) {
+        let result = session.login(user_type(role), Some(pin));
+        if role == Role::User {
+            self.entry(serial)?.unblocked = false;
+        }
+        match result {
             Ok(()) => {}
             Err(e) if rv_of(&e).is_some_and(|(_, rv)| rv == RvError::UserAlreadyLoggedIn) => {}
             Err(e) => return Err(self.pin_error(serial, Function::Login, e)),
@@ -297,6 +312,9 @@ impl ModuleState {
                 }
             }
         }
+        if let Some(entry) = self.tokens.get_mut(serial) {
+            entry.unblocked = true;
+        }
         self.publish_token(serial);
         tracing::info!(%serial, "user PIN unblocked");
         Ok(())
@@ -311,7 +329,12 @@ impl ModuleState {
         new: &SecretString,
     ) -> Result<(), TokenError> {
         self.check_new_pin(serial, new, None)?;
-        self.login(serial, Role::SecurityOfficer, so_pin, LoginOptions::default())?;
+        self.login(
+            serial,
+            Role::SecurityOfficer,
+            so_pin,
+            LoginOptions::default(),
+        )?;
         let result = self.session(serial)?.init_pin(new);
         let logout = self.logout(serial);
         if let Err(e) = result {
@@ -391,7 +414,10 @@ impl ModuleState {
             return Ok(*handle);
         }
         let session = self.session(serial)?;
-        let template = [Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::Id(id.to_vec())];
+        let template = [
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Id(id.to_vec()),
+        ];
         let found = session.find_objects(&template);
         let handles = match found {
             Ok(h) => h,
@@ -420,10 +446,12 @@ impl ModuleState {
         let always = session
             .get_attributes(handle, &[AttributeType::AlwaysAuthenticate])
             .ok()
-            .and_then(|a| a.into_iter().find_map(|a| match a {
-                Attribute::AlwaysAuthenticate(b) => Some(b),
-                _ => None,
-            }))
+            .and_then(|a| {
+                a.into_iter().find_map(|a| match a {
+                    Attribute::AlwaysAuthenticate(b) => Some(b),
+                    _ => None,
+                })
+            })
             .unwrap_or(false);
         if always {
             return Err(TokenError::PinPerSignature {
@@ -515,7 +543,11 @@ impl ModuleState {
                 selector: format!("id {} (just generated)", hex::encode(id)),
             })?;
         if key.extractable == Some(true) {
-            let _ = self.destroy_objects(serial, id, &[ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY]);
+            let _ = self.destroy_objects(
+                serial,
+                id,
+                &[ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY],
+            );
             return Err(TokenError::UnsupportedKey {
                 serial: serial.clone(),
                 key: hex::encode(id),
@@ -573,7 +605,8 @@ impl ModuleState {
         let mut count = 0;
         let mut result = Ok(());
         for class in classes {
-            let found = session.find_objects(&[Attribute::Class(*class), Attribute::Id(id.to_vec())]);
+            let found =
+                session.find_objects(&[Attribute::Class(*class), Attribute::Id(id.to_vec())]);
             match found {
                 Ok(handles) => {
                     for h in handles {
@@ -599,7 +632,11 @@ impl ModuleState {
     }
 }
 
-fn attributes(session: &Session, handle: ObjectHandle, types: &[AttributeType]) -> cryptoki::error::Result<Vec<Attribute>> {
+fn attributes(
+    session: &Session,
+    handle: ObjectHandle,
+    types: &[AttributeType],
+) -> cryptoki::error::Result<Vec<Attribute>> {
     session.get_attributes(handle, types)
 }
 
@@ -615,7 +652,8 @@ fn read_objects(
             .map_err(|e| from_cryptoki(serial, Function::FindObjects, e))
     };
     let read = |handle, types: &[AttributeType]| {
-        attributes(session, handle, types).map_err(|e| from_cryptoki(serial, Function::GetAttributeValue, e))
+        attributes(session, handle, types)
+            .map_err(|e| from_cryptoki(serial, Function::GetAttributeValue, e))
     };
     let mut keys: BTreeMap<Vec<u8>, KeyInfo> = BTreeMap::new();
     let blank = |id: Vec<u8>| KeyInfo {
@@ -645,7 +683,10 @@ fn read_objects(
         AttributeType::Extractable,
         AttributeType::Sensitive,
     ];
-    for (class, private) in [(ObjectClass::PRIVATE_KEY, true), (ObjectClass::PUBLIC_KEY, false)] {
+    for (class, private) in [
+        (ObjectClass::PRIVATE_KEY, true),
+        (ObjectClass::PUBLIC_KEY, false),
+    ] {
         for handle in find(class)? {
             let attrs = read(handle, &key_types)?;
             let a = Attrs(attrs);
@@ -659,16 +700,19 @@ fn read_objects(
                     .bytes(AttributeType::EcParams)
                     .and_then(|p| Curve::from_params_der(&p))
                     .map(|curve| KeyKind::Ec { curve }),
-                Some(t) if t == KeyType::RSA => a
-                    .bytes(AttributeType::Modulus)
-                    .map(|m| KeyKind::Rsa { bits: modulus_bits(&m) }),
+                Some(t) if t == KeyType::RSA => {
+                    a.bytes(AttributeType::Modulus).map(|m| KeyKind::Rsa {
+                        bits: modulus_bits(&m),
+                    })
+                }
                 _ => None,
             };
             key.kind = key.kind.or(kind);
             if private {
                 key.has_private = true;
                 key.can_sign = a.flag(AttributeType::Sign).unwrap_or(false);
-                key.always_authenticate = a.flag(AttributeType::AlwaysAuthenticate).unwrap_or(false);
+                key.always_authenticate =
+                    a.flag(AttributeType::AlwaysAuthenticate).unwrap_or(false);
                 key.local = a.flag(AttributeType::Local);
                 key.extractable = a.flag(AttributeType::Extractable);
                 key.sensitive = a.flag(AttributeType::Sensitive);
@@ -692,7 +736,14 @@ fn read_objects(
     }
     let mut certificates = Vec::new();
     for handle in find(ObjectClass::CERTIFICATE)? {
-        let a = Attrs(read(handle, &[AttributeType::Id, AttributeType::Label, AttributeType::Value])?);
+        let a = Attrs(read(
+            handle,
+            &[
+                AttributeType::Id,
+                AttributeType::Label,
+                AttributeType::Value,
+            ],
+        )?);
         let der = a.bytes(AttributeType::Value).unwrap_or_default();
         certificates.push(CertInfo {
             id: a.bytes(AttributeType::Id).unwrap_or_default(),
@@ -703,13 +754,18 @@ fn read_objects(
     }
     for key in keys.values_mut() {
         if key.public_key.is_none()
-            && let Some(Ok(details)) = certificates.iter().find(|c| c.id == key.id).map(|c| &c.details)
+            && let Some(Ok(details)) = certificates
+                .iter()
+                .find(|c| c.id == key.id)
+                .map(|c| &c.details)
         {
             key.public_key = details.public_key.clone();
         }
         key.kind = key.kind.or(key.public_key.as_ref().map(|p| p.kind));
         key.algorithms = match key.kind {
-            Some(kind) if key.has_private && key.can_sign => SignAlgorithm::for_key(kind, mechanisms),
+            Some(kind) if key.has_private && key.can_sign => {
+                SignAlgorithm::for_key(kind, mechanisms)
+            }
             _ => Vec::new(),
         };
     }
@@ -748,7 +804,8 @@ impl Attrs {
     }
 
     fn text(&self, t: AttributeType) -> Option<String> {
-        self.bytes(t).map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        self.bytes(t)
+            .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
     }
 
     fn flag(&self, t: AttributeType) -> Option<bool> {

@@ -66,7 +66,12 @@ fn parse(name: &str, text: &str) -> Option<RegisteredModule> {
             continue;
         };
         let value = value.trim();
-        let list = || value.split([',', ' ']).map(str::trim).filter(|s| !s.is_empty());
+        let list = || {
+            value
+                .split([',', ' '])
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+        };
         match key.trim() {
             "module" => module = Some(value.to_owned()),
             "trust-policy" if value == "yes" => usable = false,
@@ -135,7 +140,11 @@ mod tests {
         let b = tempfile::tempdir().unwrap();
         let lib = a.path().join("lib.so");
         std::fs::write(&lib, b"").unwrap();
-        std::fs::write(a.path().join("m.module"), format!("module: {}\n", lib.display())).unwrap();
+        std::fs::write(
+            a.path().join("m.module"),
+            format!("module: {}\n", lib.display()),
+        )
+        .unwrap();
         std::fs::write(
             b.path().join("m.module"),
             format!("module: {}\ndisable-in: ukeyd\n", lib.display()),

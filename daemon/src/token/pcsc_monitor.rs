@@ -19,11 +19,22 @@ pub enum PcscChange {
     /// The PC/SC service answers (at start, or again after it went away).
     ServiceUp,
     /// The PC/SC service went away (pcscd stopped or restarted); every reader is gone with it.
-    ServiceLost { reason: String },
-    ReaderAdded { reader: String },
-    ReaderRemoved { reader: String },
-    CardInserted { reader: String, atr: Vec<u8> },
-    CardRemoved { reader: String },
+    ServiceLost {
+        reason: String,
+    },
+    ReaderAdded {
+        reader: String,
+    },
+    ReaderRemoved {
+        reader: String,
+    },
+    CardInserted {
+        reader: String,
+        atr: Vec<u8>,
+    },
+    CardRemoved {
+        reader: String,
+    },
 }
 
 /// A PC/SC change and when the monitor saw it.
@@ -62,6 +73,7 @@ pub struct ReaderStatus {
 /// Readers and the service state, as the monitor last saw them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PcscView {
+    #[serde(flatten)]
     pub service: PcscService,
     pub readers: Vec<ReaderStatus>,
 }

@@ -27,7 +27,9 @@ use std::sync::{Arc, Mutex};
 pub enum SignerProblem {
     /// The server asked for signature schemes the token's key cannot make, so no client
     /// certificate could be sent.
-    #[error("the server accepts only {offered:?} but the token's key can make only {supported:?}: no client certificate could be sent")]
+    #[error(
+        "the server accepts only {offered:?} but the token's key can make only {supported:?}: no client certificate could be sent"
+    )]
     NoCommonScheme {
         offered: Vec<SignatureScheme>,
         supported: Vec<SignatureScheme>,
@@ -96,7 +98,11 @@ impl TokenSigningKey {
 
     /// The TLS schemes this key can make, best first.
     pub fn schemes(&self) -> Vec<SignatureScheme> {
-        self.key.algorithms().iter().map(|a| a.tls_scheme()).collect()
+        self.key
+            .algorithms()
+            .iter()
+            .map(|a| a.tls_scheme())
+            .collect()
     }
 
     /// Whether the key can sign a TLS 1.3 handshake.
@@ -126,7 +132,9 @@ impl TokenSigningKey {
             supported: self.schemes(),
         };
         tracing::warn!(serial = %self.key.serial(), %problem, "client certificate not sent");
-        self.metrics.no_common_scheme.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .no_common_scheme
+            .fetch_add(1, Ordering::Relaxed);
         self.metrics.record(problem);
     }
 }
@@ -135,7 +143,9 @@ impl TokenSigningKey {
 fn tls13_scheme(a: SignAlgorithm) -> bool {
     !matches!(
         a,
-        SignAlgorithm::RsaPkcs1Sha256 | SignAlgorithm::RsaPkcs1Sha384 | SignAlgorithm::RsaPkcs1Sha512
+        SignAlgorithm::RsaPkcs1Sha256
+            | SignAlgorithm::RsaPkcs1Sha384
+            | SignAlgorithm::RsaPkcs1Sha512
     )
 }
 
@@ -276,8 +286,7 @@ pub fn token_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a
         if let Some(t) = e.downcast_ref::<TokenError>() {
             return Some(t);
         }
-        if let Some(rustls::Error::Other(OtherError(inner))) = e.downcast_ref::<rustls::Error>()
-        {
+        if let Some(rustls::Error::Other(OtherError(inner))) = e.downcast_ref::<rustls::Error>() {
             return inner.downcast_ref::<TokenError>();
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>()

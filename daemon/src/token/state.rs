@@ -160,7 +160,11 @@ impl StateHub {
     }
 
     pub(crate) fn state_of(&self, serial: &TokenSerial) -> Option<TokenState> {
-        self.table.borrow().tokens.get(serial).map(|t| t.state.clone())
+        self.table
+            .borrow()
+            .tokens
+            .get(serial)
+            .map(|t| t.state.clone())
     }
 
     /// Changes the table (quickly: no token calls in `f`), counts insertions, and publishes
@@ -176,8 +180,8 @@ impl StateHub {
                 if previous.as_ref() == Some(&status.state) {
                     continue;
                 }
-                let arrived = status.state.is_present()
-                    && previous.as_ref().is_none_or(|p| !p.is_present());
+                let arrived =
+                    status.state.is_present() && previous.as_ref().is_none_or(|p| !p.is_present());
                 if arrived {
                     status.insertion += 1;
                 }

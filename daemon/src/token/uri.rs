@@ -15,7 +15,9 @@ pub enum UriError {
     NoValue(String),
     #[error("PKCS#11 URI attribute {0:?} is given twice")]
     Duplicate(String),
-    #[error("PKCS#11 URI attribute {0:?} is not one ukeyd understands (RFC 7512 path attributes: token, manufacturer, serial, model, library-*, slot-*, id, object, type)")]
+    #[error(
+        "PKCS#11 URI attribute {0:?} is not one ukeyd understands (RFC 7512 path attributes: token, manufacturer, serial, model, library-*, slot-*, id, object, type)"
+    )]
     Unknown(String),
     #[error("PKCS#11 URI attribute {0} is not valid UTF-8 after percent-decoding")]
     Utf8(String),
@@ -190,7 +192,13 @@ impl Pkcs11Uri {
     }
 
     /// Whether the token attributes of this URI match a token.
-    pub fn matches_token(&self, label: &str, manufacturer: &str, serial: &str, model: &str) -> bool {
+    pub fn matches_token(
+        &self,
+        label: &str,
+        manufacturer: &str,
+        serial: &str,
+        model: &str,
+    ) -> bool {
         let ok = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
         ok(&self.token, label)
             && ok(&self.manufacturer, manufacturer)
@@ -205,11 +213,16 @@ mod tests {
 
     #[test]
     fn a_uri_with_serial_and_binary_id_parses_and_prints_back() {
-        let uri: Pkcs11Uri = "pkcs11:serial=81811617;id=%01;type=private".parse().unwrap();
+        let uri: Pkcs11Uri = "pkcs11:serial=81811617;id=%01;type=private"
+            .parse()
+            .unwrap();
         assert_eq!(uri.serial.as_deref(), Some("81811617"));
         assert_eq!(uri.id.as_deref(), Some(&[1u8][..]));
         assert_eq!(uri.object_type, Some(ObjectType::Private));
-        assert_eq!(uri.to_string(), "pkcs11:serial=81811617;id=%01;type=private");
+        assert_eq!(
+            uri.to_string(),
+            "pkcs11:serial=81811617;id=%01;type=private"
+        );
     }
 
     #[test]
@@ -233,14 +246,26 @@ mod tests {
 
     #[test]
     fn malformed_uris_are_refused_with_the_reason() {
-        assert!(matches!("serial=1".parse::<Pkcs11Uri>(), Err(UriError::Scheme(_))));
-        assert!(matches!("pkcs11:serial".parse::<Pkcs11Uri>(), Err(UriError::NoValue(_))));
+        assert!(matches!(
+            "serial=1".parse::<Pkcs11Uri>(),
+            Err(UriError::Scheme(_))
+        ));
+        assert!(matches!(
+            "pkcs11:serial".parse::<Pkcs11Uri>(),
+            Err(UriError::NoValue(_))
+        ));
         assert!(matches!(
             "pkcs11:serial=1;serial=2".parse::<Pkcs11Uri>(),
             Err(UriError::Duplicate(_))
         ));
-        assert!(matches!("pkcs11:colour=red".parse::<Pkcs11Uri>(), Err(UriError::Unknown(_))));
-        assert!(matches!("pkcs11:type=key".parse::<Pkcs11Uri>(), Err(UriError::Type(_))));
+        assert!(matches!(
+            "pkcs11:colour=red".parse::<Pkcs11Uri>(),
+            Err(UriError::Unknown(_))
+        ));
+        assert!(matches!(
+            "pkcs11:type=key".parse::<Pkcs11Uri>(),
+            Err(UriError::Type(_))
+        ));
         assert!("pkcs11:x-vendor=1;slot-id=3".parse::<Pkcs11Uri>().is_ok());
     }
 }

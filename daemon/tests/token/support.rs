@@ -23,8 +23,19 @@ pub fn unit() -> UnitCode {
     UnitCode::parse("01").unwrap()
 }
 
+/// Logs to the test's output with `UKEYD_LOG` (e.g. `UKEYD_LOG=ukeyd=debug`).
+pub fn logs() {
+    if let Ok(filter) = std::env::var("UKEYD_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 /// A manager on SoftHSM only, polling fast so that added and removed tokens show quickly.
 pub fn soft_manager() -> TokenManager {
+    logs();
     let mut config = TokenConfig::with_modules([SoftToken::MODULE]);
     config.pcsc = false;
     config.poll_interval = Duration::from_millis(200);
@@ -34,11 +45,17 @@ pub fn soft_manager() -> TokenManager {
 
 /// A manager on ykcs11 with PC/SC, as the daemon runs it.
 pub fn cards_manager() -> TokenManager {
+    logs();
     TokenManager::start(TokenConfig::with_modules([VirtualCards::YKCS11])).unwrap()
 }
 
 /// Waits (bounded) for a condition on the token table, failing with the table if it never holds.
-pub fn wait(manager: &TokenManager, what: &str, timeout: Duration, done: impl Fn(&TokenTable) -> bool) -> TokenTable {
+pub fn wait(
+    manager: &TokenManager,
+    what: &str,
+    timeout: Duration,
+    done: impl Fn(&TokenTable) -> bool,
+) -> TokenTable {
     manager
         .wait_until(timeout, done)
         .unwrap_or_else(|| panic!("{what} not reached in {timeout:?}: {:#?}", manager.tokens()))
@@ -50,17 +67,28 @@ pub fn state_of(manager: &TokenManager, serial: &TokenSerial) -> Option<TokenSta
 
 /// The serials of the present tokens, in the manager's order.
 pub fn present_serials(manager: &TokenManager) -> Vec<TokenSerial> {
-    manager.tokens().present().map(|t| t.serial.clone()).collect()
+    manager
+        .tokens()
+        .present()
+        .map(|t| t.serial.clone())
+        .collect()
 }
 
 /// Logs in as the user on a SoftHSM token, generates a key there and writes a certificate for
 /// it from the test PKI; returns the key with its certificate.
-pub fn provision_soft(manager: &TokenManager, token: &SoftToken, spec: KeySpec, pki: &TestPki) -> TokenKey {
+pub fn provision_soft(
+    manager: &TokenManager,
+    token: &SoftToken,
+    spec: KeySpec,
+    pki: &TestPki,
+) -> TokenKey {
     let serial = serial(token.serial());
     manager
         .login(&serial, secret(token.user_pin()), LoginOptions::default())
         .unwrap();
-    let info = manager.generate_key_pair(&serial, spec, KEY_ID, "ukey").unwrap();
+    let info = manager
+        .generate_key_pair(&serial, spec, KEY_ID, "ukey")
+        .unwrap();
     assert_eq!(info.local, Some(true), "generated on the token");
     assert_eq!(info.extractable, Some(false));
     let key = manager.key(&serial, KEY_ID).unwrap();
@@ -73,18 +101,29 @@ pub fn provision_soft(manager: &TokenManager, token: &SoftToken, spec: KeySpec, 
 
 /// The same on a virtual PIV card: key generation and certificate writing need the SO
 /// (management key) on PIV; signing needs the user PIN.
-pub fn provision_card(manager: &TokenManager, serial: &TokenSerial, spec: KeySpec, pki: &TestPki) -> TokenKey {
+pub fn provision_card(
+    manager: &TokenManager,
+    serial: &TokenSerial,
+    spec: KeySpec,
+    pki: &TestPki,
+) -> TokenKey {
     let so = || secret(VirtualCards::FACTORY_SO_PIN);
     manager
         .login_as(serial, Role::SecurityOfficer, so(), LoginOptions::default())
         .unwrap();
-    let info = manager.generate_key_pair(serial, spec, KEY_ID, "ukey").unwrap();
+    let info = manager
+        .generate_key_pair(serial, spec, KEY_ID, "ukey")
+        .unwrap();
     assert_eq!(info.local, Some(true), "generated on the card");
     let public = manager.objects(serial).unwrap();
     let key_info = public.keys.iter().find(|k| k.id == KEY_ID).unwrap();
     assert!(key_info.public_key.is_some(), "{key_info:?}");
     manager
-        .login(serial, secret(VirtualCards::FACTORY_PIN), LoginOptions::default())
+        .login(
+            serial,
+            secret(VirtualCards::FACTORY_PIN),
+            LoginOptions::default(),
+        )
         .unwrap();
     let key = manager.key(serial, KEY_ID).unwrap();
     let cert = pki.token_client_for_key(&unit(), serial, &key);
@@ -95,7 +134,11 @@ pub fn provision_card(manager: &TokenManager, serial: &TokenSerial, spec: KeySpe
         .write_certificate(serial, KEY_ID, "ukey", &cert.cert_der)
         .unwrap();
     manager
-        .login(serial, secret(VirtualCards::FACTORY_PIN), LoginOptions::default())
+        .login(
+            serial,
+            secret(VirtualCards::FACTORY_PIN),
+            LoginOptions::default(),
+        )
         .unwrap();
     manager.key(serial, KEY_ID).unwrap()
 }

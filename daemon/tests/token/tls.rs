@@ -2,8 +2,8 @@
 
 use crate::support::*;
 use rustls::pki_types::{CertificateDer, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,13 +36,28 @@ impl ClientCertVerifier for OnlySchemes {
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
         self.0.root_hint_subjects()
     }
-    fn verify_client_cert(&self, e: &CertificateDer<'_>, i: &[CertificateDer<'_>], now: UnixTime) -> Result<ClientCertVerified, rustls::Error> {
+    fn verify_client_cert(
+        &self,
+        e: &CertificateDer<'_>,
+        i: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
         self.0.verify_client_cert(e, i, now)
     }
-    fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
         self.0.verify_tls12_signature(m, c, d)
     }
-    fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
         self.0.verify_tls13_signature(m, c, d)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -52,13 +67,21 @@ impl ClientCertVerifier for OnlySchemes {
 
 /// A TLS 1.3 server requiring a client certificate from the test CA; reports each client's
 /// certificate and answers "ok".
-async fn server(pki: &TestPki, only: Option<Vec<SignatureScheme>>) -> (SocketAddr, mpsc::UnboundedReceiver<Vec<u8>>) {
-    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pki.server().cert_pem.as_bytes())
-        .map(|c| c.unwrap())
-        .collect();
-    let key = rustls_pemfile::private_key(&mut pki.server().key_pem.as_bytes()).unwrap().unwrap();
+async fn server(
+    pki: &TestPki,
+    only: Option<Vec<SignatureScheme>>,
+) -> (SocketAddr, mpsc::UnboundedReceiver<Vec<u8>>) {
+    let certs: Vec<CertificateDer<'static>> =
+        rustls_pemfile::certs(&mut pki.server().cert_pem.as_bytes())
+            .map(|c| c.unwrap())
+            .collect();
+    let key = rustls_pemfile::private_key(&mut pki.server().key_pem.as_bytes())
+        .unwrap()
+        .unwrap();
     let mut verifier: Arc<dyn ClientCertVerifier> =
-        WebPkiClientVerifier::builder_with_provider(roots(pki), provider()).build().unwrap();
+        WebPkiClientVerifier::builder_with_provider(roots(pki), provider())
+            .build()
+            .unwrap();
     if let Some(schemes) = only {
         verifier = Arc::new(OnlySchemes(verifier, schemes));
     }
@@ -74,12 +97,19 @@ async fn server(pki: &TestPki, only: Option<Vec<SignatureScheme>>) -> (SocketAdd
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else { return };
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
             let acceptor = acceptor.clone();
             let tx = tx.clone();
             tokio::spawn(async move {
                 if let Ok(mut tls) = acceptor.accept(tcp).await {
-                    let peer = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
+                    let peer = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .map(|c| c.to_vec());
                     let _ = tx.send(peer.unwrap_or_default());
                     let _ = tls.write_all(b"ok").await;
                     let _ = tls.shutdown().await;
@@ -91,7 +121,11 @@ async fn server(pki: &TestPki, only: Option<Vec<SignatureScheme>>) -> (SocketAdd
 }
 
 /// One TLS 1.3 handshake with the token's certificate; Ok once the server has accepted it.
-async fn handshake(addr: SocketAddr, pki: &TestPki, resolver: Arc<TokenCertResolver>) -> std::io::Result<()> {
+async fn handshake(
+    addr: SocketAddr,
+    pki: &TestPki,
+    resolver: Arc<TokenCertResolver>,
+) -> std::io::Result<()> {
     let config = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .unwrap()
@@ -100,7 +134,9 @@ async fn handshake(addr: SocketAddr, pki: &TestPki, resolver: Arc<TokenCertResol
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let run = async {
         let tcp = tokio::net::TcpStream::connect(addr).await?;
-        let mut tls = connector.connect("localhost".try_into().unwrap(), tcp).await?;
+        let mut tls = connector
+            .connect("localhost".try_into().unwrap(), tcp)
+            .await?;
         let mut answer = [0u8; 2];
         tls.read_exact(&mut answer).await?;
         assert_eq!(&answer, b"ok");
@@ -112,7 +148,11 @@ async fn handshake(addr: SocketAddr, pki: &TestPki, resolver: Arc<TokenCertResol
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn handshake_with_soft_key(spec: KeySpec, expected: SignatureScheme) {
@@ -128,7 +168,11 @@ fn handshake_with_soft_key(spec: KeySpec, expected: SignatureScheme) {
             let (addr, mut seen) = server(&pki, None).await;
             handshake(addr, &pki, resolver.clone()).await.unwrap();
             let presented = seen.recv().await.unwrap();
-            assert_eq!(presented, key.certificate().unwrap().der, "the server sees the token's certificate");
+            assert_eq!(
+                presented,
+                key.certificate().unwrap().der,
+                "the server sees the token's certificate"
+            );
         });
         assert_eq!(resolver.metrics().signatures(), 1);
         assert_eq!(resolver.metrics().failures(), 0);
@@ -153,7 +197,10 @@ fn a_server_asking_only_for_schemes_the_token_cannot_make_is_reported_not_silent
         let manager = soft_manager();
         let key = provision_soft(&manager, &token, KeySpec::EcP256, &pki);
         let resolver = Arc::new(TokenCertResolver::new(key, Vec::new()).unwrap());
-        let only = vec![SignatureScheme::ECDSA_NISTP384_SHA384, SignatureScheme::RSA_PSS_SHA256];
+        let only = vec![
+            SignatureScheme::ECDSA_NISTP384_SHA384,
+            SignatureScheme::RSA_PSS_SHA256,
+        ];
         runtime().block_on(async {
             let (addr, _seen) = server(&pki, Some(only.clone())).await;
             assert!(handshake(addr, &pki, resolver.clone()).await.is_err());
@@ -172,7 +219,8 @@ fn a_server_asking_only_for_schemes_the_token_cannot_make_is_reported_not_silent
 }
 
 #[test]
-fn a_card_pulled_between_two_handshakes_fails_the_next_with_a_typed_error_and_works_after_reinsert_and_login() {
+fn a_card_pulled_between_two_handshakes_fails_the_next_with_a_typed_error_and_works_after_reinsert_and_login()
+ {
     let Some(cards) = VirtualCards::up(1) else {
         return;
     };
@@ -184,13 +232,16 @@ fn a_card_pulled_between_two_handshakes_fails_the_next_with_a_typed_error_and_wo
         let resolver = Arc::new(TokenCertResolver::new(key, Vec::new()).unwrap());
         let rt = runtime();
         let (addr, _seen) = rt.block_on(server(&pki, None));
-        rt.block_on(handshake(addr, &pki, resolver.clone())).unwrap();
+        rt.block_on(handshake(addr, &pki, resolver.clone()))
+            .unwrap();
 
         cards.unplug(0);
         wait(&manager, "card absent", Duration::from_secs(1), |t| {
             t.get(&s).is_some_and(|x| x.state == TokenState::Absent)
         });
-        let err = rt.block_on(handshake(addr, &pki, resolver.clone())).unwrap_err();
+        let err = rt
+            .block_on(handshake(addr, &pki, resolver.clone()))
+            .unwrap_err();
         let typed = token_error(&err).unwrap_or_else(|| panic!("no token error in {err:?}"));
         assert!(matches!(typed, TokenError::TokenAbsent { .. }), "{typed:?}");
         assert!(typed.token_gone());
@@ -199,10 +250,22 @@ fn a_card_pulled_between_two_handshakes_fails_the_next_with_a_typed_error_and_wo
         wait(&manager, "card present", Duration::from_secs(5), |t| {
             t.get(&s).is_some_and(|x| x.state == TokenState::Present)
         });
-        let err = rt.block_on(handshake(addr, &pki, resolver.clone())).unwrap_err();
-        assert_eq!(token_error(&err).map(TokenError::code), Some("not_logged_in"));
-        manager.login(&s, secret(VirtualCards::FACTORY_PIN), LoginOptions::default()).unwrap();
-        rt.block_on(handshake(addr, &pki, resolver.clone())).unwrap();
+        let err = rt
+            .block_on(handshake(addr, &pki, resolver.clone()))
+            .unwrap_err();
+        assert_eq!(
+            token_error(&err).map(TokenError::code),
+            Some("not_logged_in")
+        );
+        manager
+            .login(
+                &s,
+                secret(VirtualCards::FACTORY_PIN),
+                LoginOptions::default(),
+            )
+            .unwrap();
+        rt.block_on(handshake(addr, &pki, resolver.clone()))
+            .unwrap();
         assert_eq!(resolver.metrics().signatures(), 2);
         assert_eq!(resolver.metrics().failures(), 2);
     });
