@@ -17,3 +17,7 @@ lint:
 unit:
 	$(CARGO) nextest run --workspace --locked --profile $(NEXTEST_PROFILE)
 	$(CARGO) test --workspace --locked --doc --quiet
+
+# Speed targets, proved by benches that print their figures.
+bench:
+	$(CARGO) bench --locked -p ukeyd --bench signing

@@ -295,15 +295,19 @@ impl TokenManager {
 
     /// The module that serves a present token.
     fn module_for(&self, serial: &TokenSerial) -> Result<Arc<ModuleHandle>, TokenError> {
-        let status = self.token(serial).ok_or_else(|| TokenError::UnknownToken {
-            serial: serial.clone(),
-        })?;
-        if status.state == TokenState::Absent {
+        let (state, module) =
+            self.inner
+                .hub
+                .route(serial)
+                .ok_or_else(|| TokenError::UnknownToken {
+                    serial: serial.clone(),
+                })?;
+        if state == TokenState::Absent {
             return Err(TokenError::TokenAbsent {
                 serial: serial.clone(),
             });
         }
-        self.module_at(&status.module)
+        self.module_at(&module)
     }
 
     fn module_at(&self, path: &Path) -> Result<Arc<ModuleHandle>, TokenError> {

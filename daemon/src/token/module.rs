@@ -107,6 +107,7 @@ impl ModuleHandle {
             uses_pcsc: false,
             pcsc_down: false,
             restart_pending: false,
+            last_job: None,
         };
         let name = path
             .file_stem()
@@ -140,7 +141,7 @@ impl ModuleHandle {
         self.send(Msg::Job(Box::new(move |m| {
             let _ = reply_tx.send(f(m));
         })))?;
-        match reply_rx.recv_timeout(timeout) {
+        match receive(&reply_rx, timeout, Some(Instant::now()), REPLY_SPIN) {
             Ok(result) => result,
             Err(RecvTimeoutError::Timeout) => Err(TokenError::Timeout {
                 module: self.path.clone(),
@@ -229,6 +230,44 @@ pub(crate) struct ModuleState {
     pcsc_down: bool,
     /// pcscd is back after a loss: re-initialise before anything else.
     restart_pending: bool,
+    /// When the last job finished (jobs come in bursts: a handshake, a provisioning run).
+    last_job: Option<Instant>,
+}
+
+/// How long a thread keeps checking for a message before it parks. Handing a signature to
+/// the owner thread and back costs two thread wake-ups otherwise (tens of microseconds on a
+/// busy machine, as much as a SoftHSM signature); a short check right after activity keeps
+/// the owner thread's overhead small without burning a core while idle.
+const SPIN: Duration = Duration::from_micros(200);
+
+/// The caller waiting for an answer checks for longer: it has nothing else to do, and a
+/// fast token (SoftHSM RSA: about 0.7 ms) answers within this.
+const REPLY_SPIN: Duration = Duration::from_millis(1);
+
+/// Receives with a bound: checks without parking for up to `spin` after `active_since`,
+/// then parks for the rest of `timeout`.
+fn receive<T>(
+    rx: &mpsc::Receiver<T>,
+    timeout: Duration,
+    active_since: Option<Instant>,
+    spin: Duration,
+) -> Result<T, RecvTimeoutError> {
+    let start = Instant::now();
+    if let Some(since) = active_since {
+        let spin_until = (since + spin).min(start + timeout);
+        // No yield_now here: on a busy machine it can hand the core away for a whole
+        // time slice, which is what the spin is meant to avoid.
+        while Instant::now() < spin_until {
+            match rx.try_recv() {
+                Ok(v) => return Ok(v),
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    return Err(RecvTimeoutError::Disconnected);
+                }
+                Err(mpsc::TryRecvError::Empty) => std::hint::spin_loop(),
+            }
+        }
+    }
+    rx.recv_timeout(timeout.saturating_sub(start.elapsed()))
 }
 
 /// How long pcscd gets to set its readers up after coming back.
@@ -251,10 +290,13 @@ impl ModuleState {
                     mpsc::TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
                 })
             } else {
-                rx.recv_timeout(due - now)
+                receive(&rx, due - now, self.last_job, SPIN)
             };
             match msg {
-                Ok(Msg::Job(job)) => job(&mut self),
+                Ok(Msg::Job(job)) => {
+                    job(&mut self);
+                    self.last_job = Some(Instant::now());
+                }
                 Ok(Msg::Pcsc {
                     change,
                     force_reinit,

@@ -167,6 +167,15 @@ impl StateHub {
             .map(|t| t.state.clone())
     }
 
+    /// A token's state and module, without copying the table.
+    pub(crate) fn route(&self, serial: &TokenSerial) -> Option<(TokenState, PathBuf)> {
+        self.table
+            .borrow()
+            .tokens
+            .get(serial)
+            .map(|t| (t.state.clone(), t.module.clone()))
+    }
+
     /// Changes the table (quickly: no token calls in `f`), counts insertions, and publishes
     /// one event per token whose state changed.
     pub(crate) fn modify(&self, f: impl FnOnce(&mut BTreeMap<TokenSerial, TokenStatus>)) {
