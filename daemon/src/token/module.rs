@@ -528,6 +528,13 @@ impl ModuleState {
                 );
                 continue;
             };
+            if seen.contains_key(&serial) {
+                // Tokens are told apart by serial; a module that gives two tokens the same one
+                // (OpenSC's PIV emulation says 00000000 for cards without one) hides all but
+                // the first. A vendor module usually reports the real serial.
+                tracing::warn!(%serial, "two tokens report the same serial; only the first is used");
+                continue;
+            }
             let description = ctx
                 .get_slot_info(slot)
                 .map(|s| s.slot_description().trim().to_owned())
