@@ -1,0 +1,9 @@
+//! ukey-certs integration tests: one binary, one module per area.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
+mod certs {
+    pub mod ca;
+    pub mod identity;
+    pub mod support;
+    pub mod token;
+}
