@@ -1,0 +1,6 @@
+//! ukey-admin's integration tests, one binary (see docs/testing.md).
+
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
+mod storage;
+mod support;
