@@ -4,7 +4,11 @@
 //! PostgreSQL implementation) → [`service`] (operations the CLI and the HTTP API share) →
 //! [`http`] (the mutual-TLS server and API v1) and [`cli`].
 
+pub mod cli;
 pub mod clock;
+pub mod config;
 pub mod domain;
+pub mod http;
+pub mod import;
 pub mod service;
 pub mod storage;
