@@ -186,6 +186,23 @@ pub fn subtree_upper_bound(path: &str) -> String {
     bound
 }
 
+/// Orders units as a tree read top-down: each unit right before its subtree, siblings by code
+/// (the storage's path order goes by internal ids, which differ between installations).
+pub fn sort_as_tree(units: &mut [Unit]) {
+    let codes: std::collections::HashMap<i64, String> = units
+        .iter()
+        .map(|u| (u.id, u.code.as_str().to_owned()))
+        .collect();
+    let key = |u: &Unit| -> Vec<String> {
+        u.path
+            .split('/')
+            .filter_map(|id| id.parse::<i64>().ok())
+            .map(|id| codes.get(&id).cloned().unwrap_or_default())
+            .collect()
+    };
+    units.sort_by_cached_key(key);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

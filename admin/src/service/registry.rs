@@ -72,8 +72,11 @@ impl Service {
             .ok_or_else(|| ServiceError::Storage(StorageError::UnknownUnit(code.clone())))
     }
 
+    /// Units as a tree (parents first, siblings by code).
     pub async fn units(&self, under: Option<&UnitCode>) -> Result<Vec<Unit>, ServiceError> {
-        Ok(self.storage.units(under).await?)
+        let mut units = self.storage.units(under).await?;
+        crate::domain::unit::sort_as_tree(&mut units);
+        Ok(units)
     }
 
     pub async fn move_unit(

@@ -2,5 +2,7 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
+mod cli;
+mod mtls;
 mod storage;
 mod support;
