@@ -3,6 +3,8 @@
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 mod cli;
+mod crash;
 mod mtls;
+mod softhsm;
 mod storage;
 mod support;

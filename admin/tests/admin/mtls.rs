@@ -292,3 +292,61 @@ async fn a_token_suspended_while_its_client_holds_a_resumed_session_and_a_kept_a
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ends_at_its_expiry_and_requests_in_it_are_then_refused() {
+    let pki = TestPki::new();
+    let store = Store::sqlite().await;
+    let server = TestServer::start(&pki, store.storage.clone()).await;
+    units(&server.service).await;
+    let (token, cert) = new_token(&pki, "01", "T1");
+    let now = server.service.clock().now();
+    server
+        .service
+        .storage()
+        .register_token(&token, Some(&code("01")), "test", "issued", now)
+        .await
+        .unwrap();
+    let mut conn = TlsClient::new(pki.ca_pem(), Some(&cert))
+        .connect(server.addr)
+        .await
+        .unwrap();
+    let (_, body) = conn
+        .request("POST", "/api/v1/sessions", None, "")
+        .await
+        .unwrap();
+    let id: Uuid = body["session_id"].as_str().unwrap().parse().unwrap();
+    let expires = time::OffsetDateTime::parse(
+        body["expires_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert_eq!(expires - now, time::Duration::hours(8));
+    server.clock.set(expires - time::Duration::seconds(1));
+    assert_eq!(
+        conn.request("GET", "/api/v1/me", Some(id), "")
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+    server.clock.set(expires);
+    let (status, body) = conn
+        .request("GET", "/api/v1/me", Some(id), "")
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("session_ended"))
+    );
+    let (status, body) = conn
+        .request("GET", "/api/v1/me", Some(Uuid::now_v7()), "")
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("session_ended")),
+        "an unknown session"
+    );
+    server.stop().await;
+}
