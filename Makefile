@@ -17,3 +17,7 @@ lint:
 unit:
 	$(CARGO) nextest run --workspace --locked --profile $(NEXTEST_PROFILE)
 	$(CARGO) test --workspace --locked --doc --quiet
+
+# Performance figures (printed, never asserted): rerun after a change that could matter.
+bench:
+	$(CARGO) bench -p ukey-admin --bench logins

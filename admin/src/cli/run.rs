@@ -136,7 +136,8 @@ async fn units(service: &Service, cmd: UnitsCommand, out: &mut dyn Write) -> Res
             let parent = parent.as_deref().map(unit_code).transpose()?;
             let rows = import::read_rows(&file).map_err(ImportError::from)?;
             let existing = service.units(None).await?;
-            let (form, plan) = import::plan(&rows, &existing, parent.as_ref())?;
+            let admins = service.administrators(None).await?;
+            let (form, plan) = import::plan(&rows, &existing, &admins, parent.as_ref())?;
             for unit in &plan.units {
                 writeln!(
                     out,

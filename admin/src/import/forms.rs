@@ -2,7 +2,7 @@
 
 use super::{Form, ImportError, Plan, Row, RowProblem};
 use crate::domain::unit::clean_name;
-use crate::domain::{Mobile, NewAdministrator, NewUnit, Unit, UnitKind};
+use crate::domain::{Administrator, Mobile, NewAdministrator, NewUnit, Unit, UnitKind};
 use std::collections::{HashMap, HashSet};
 use ukey_proto::UnitCode;
 
@@ -259,6 +259,7 @@ pub(super) fn purchase(
     header: &[String],
     rows: &[&Row],
     known: &mut Known,
+    existing_admins: &[Administrator],
 ) -> Result<Plan, ImportError> {
     let cols = Columns { header };
     let mut plan = Plan::default();
@@ -371,6 +372,14 @@ pub(super) fn purchase(
             }
         };
         if let (Some(unit), Some(mobile)) = (unit_code, mobile) {
+            // Importing the same list twice adds no one twice.
+            if existing_admins
+                .iter()
+                .any(|a| a.unit_code == unit && a.name == admin_name && a.mobile == mobile)
+            {
+                plan.unchanged += 1;
+                continue;
+            }
             plan.administrators.push(NewAdministrator {
                 unit,
                 name: admin_name.to_owned(),

@@ -16,7 +16,7 @@ pub mod read;
 pub use forms::EXPORT_HEADER as UNIT_EXPORT_HEADER;
 pub use read::{ReadError, Row, read_rows};
 
-use crate::domain::{NewAdministrator, NewUnit, Unit};
+use crate::domain::{Administrator, NewAdministrator, NewUnit, Unit};
 use serde::Serialize;
 use std::fmt;
 use ukey_proto::UnitCode;
@@ -80,6 +80,7 @@ const HEADER_SEARCH: usize = 10;
 pub fn plan(
     rows: &[Row],
     existing: &[Unit],
+    existing_admins: &[Administrator],
     parent: Option<&UnitCode>,
 ) -> Result<(Form, Plan), ImportError> {
     let (index, form) = rows
@@ -103,7 +104,7 @@ pub fn plan(
             }
             forms::examinees(header, &body, parent, &mut known)?
         }
-        Form::Purchase => forms::purchase(header, &body, &mut known)?,
+        Form::Purchase => forms::purchase(header, &body, &mut known, existing_admins)?,
         Form::UnitExport => forms::unit_export(header, &body, &mut known)?,
     };
     Ok((form, plan))

@@ -19,6 +19,19 @@ fn init_makes_a_ca_and_a_server_certificate_and_never_overwrites_an_installation
         "issued by the new CA"
     );
     assert!(info.ip_addresses.contains(&"127.0.0.1".parse().unwrap()));
+    use std::os::unix::fs::PermissionsExt;
+    for private in [
+        "ukey-admin.toml",
+        "ukey-admin.db",
+        "tls/server.key",
+        "ca/issuing-ca.key",
+    ] {
+        let mode = std::fs::metadata(inst.data().join(private))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{private} is owner-only");
+    }
     let config = std::fs::read_to_string(&inst.config).unwrap();
     assert!(
         config.contains("database = \"sqlite:ukey-admin.db\""),

@@ -34,6 +34,7 @@ pub struct SqliteStorage {
 impl SqliteStorage {
     /// Opens (creating if missing) the database file and brings its schema up to date.
     pub async fn open(path: &Path) -> Result<SqliteStorage, StorageError> {
+        create_private(path).map_err(|e| StorageError::Connect(sqlx::Error::Io(e)))?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -61,6 +62,22 @@ impl SqliteStorage {
     /// before writing never fails half-way on another process's lock.
     async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StorageError> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+/// Creates the database file owner-only if it is missing: it holds administrators' mobile
+/// numbers, and SQLite gives its WAL and shared-memory files the database file's mode.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
