@@ -223,28 +223,9 @@ fn main() {
                     run("sqlite", Arc::new(storage), clients, seconds).await;
                 }
                 "postgres" => {
-                    let pg = TestPostgres::start();
+                    // fsync on, as in production (unless TEST_DATABASE_URL names a server).
+                    let pg = TestPostgres::start_durable();
                     let db = pg.create_database();
-                    // The test clusters run with fsync off; a durability benchmark needs it on.
-                    let out = std::process::Command::new("psql")
-                        .args([
-                            "-X",
-                            "-q",
-                            db.url(),
-                            "-c",
-                            "ALTER SYSTEM SET fsync = on",
-                            "-c",
-                            "ALTER SYSTEM SET full_page_writes = on",
-                            "-c",
-                            "SELECT pg_reload_conf()",
-                        ])
-                        .output()
-                        .unwrap();
-                    assert!(
-                        out.status.success(),
-                        "{}",
-                        String::from_utf8_lossy(&out.stderr)
-                    );
                     let storage = PostgresStorage::connect(db.url()).await.unwrap();
                     let fsync: String = sqlx::query_scalar("SHOW fsync")
                         .fetch_one(&sqlx::PgPool::connect(db.url()).await.unwrap())

@@ -26,12 +26,18 @@ pub struct Peer {
 
 impl Peer {
     pub fn from_der(der: &[u8]) -> Result<Arc<Peer>, IdentityError> {
-        let fingerprint = ukey_certs::spki_fingerprint(der)?;
-        let claimed_serial = ClientIdentity::from_der(der).ok().map(|id| id.token);
-        Ok(Arc::new(Peer {
-            fingerprint,
-            claimed_serial,
-        }))
+        // One parse for a token-shaped certificate; any other still has a key to record.
+        let peer = match ClientIdentity::from_der(der) {
+            Ok(identity) => Peer {
+                fingerprint: identity.fingerprint(),
+                claimed_serial: Some(identity.token),
+            },
+            Err(_) => Peer {
+                fingerprint: ukey_certs::spki_fingerprint(der)?,
+                claimed_serial: None,
+            },
+        };
+        Ok(Arc::new(peer))
     }
 }
 
