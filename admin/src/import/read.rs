@@ -118,3 +118,28 @@ fn cell_text(cell: &Data) -> String {
         other => other.to_string().trim().to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_saved_by_chinese_excel_in_gb18030_reads_like_utf8() {
+        let text = "\u{feff}简码,单位简称\n01,李渡街道党工委\n";
+        let (gb, _, bad) = encoding_rs::GB18030.encode(text.trim_start_matches('\u{feff}'));
+        assert!(!bad);
+        assert!(std::str::from_utf8(&gb).is_err(), "really not UTF-8");
+        let expected = vec![
+            Row {
+                line: 1,
+                cells: vec!["简码".into(), "单位简称".into()],
+            },
+            Row {
+                line: 2,
+                cells: vec!["01".into(), "李渡街道党工委".into()],
+            },
+        ];
+        assert_eq!(read_csv(&gb).unwrap(), expected);
+        assert_eq!(read_csv(text.as_bytes()).unwrap(), expected);
+    }
+}

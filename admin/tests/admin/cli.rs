@@ -313,3 +313,43 @@ fn tokens_are_registered_bound_and_changed_only_by_explicit_operations_with_a_re
         "{list}"
     );
 }
+
+#[test]
+fn the_examinee_list_laid_out_as_in_the_seed_imports_from_xlsx() {
+    // The seed's table: a title row, then two 简码/单位 pairs side by side.
+    let csv = std::fs::read_to_string(data("examinees.csv")).unwrap();
+    let rows: Vec<(String, String)> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let (c, n) = l.split_once(',').unwrap();
+            (c.to_owned(), n.to_owned())
+        })
+        .collect();
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet
+        .write_string(0, 0, "重庆市涪陵区“12371 党建信息平台”考核对象名单(50 个)")
+        .unwrap();
+    for (col, h) in ["简码", "单位简称", "简码", "单位"].iter().enumerate() {
+        sheet.write_string(1, col as u16, *h).unwrap();
+    }
+    for i in 0..25 {
+        for (pair, (c, n)) in [&rows[i], &rows[i + 25]].into_iter().enumerate() {
+            let col = (pair * 2) as u16;
+            sheet.write_string(i as u32 + 2, col, c).unwrap();
+            sheet.write_string(i as u32 + 2, col + 1, n).unwrap();
+        }
+    }
+    let inst = Installation::sqlite();
+    let path = inst.dir.path().join("考核对象名单.xlsx");
+    book.save(&path).unwrap();
+    inst.ok(&["units", "add", "--code", "FL", "--name", "涪陵区委"]);
+    let done = inst.ok(&["units", "import", path.to_str().unwrap(), "--parent", "FL"]);
+    assert!(done.contains("Examinees form: 50 unit(s)"), "{done}");
+    let listed = inst.ok(&["units", "list", "--under", "FL", "--format", "csv"]);
+    assert!(
+        listed.contains("26,大木乡党委,大木乡党委,党委,FL,是"),
+        "{listed}"
+    );
+}
