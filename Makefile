@@ -18,6 +18,6 @@ unit:
 	$(CARGO) nextest run --workspace --locked --profile $(NEXTEST_PROFILE)
 	$(CARGO) test --workspace --locked --doc --quiet
 
-# Performance figures (printed, never asserted): rerun after a change that could matter.
+# Prints figures (no thresholds): `cargo bench` targets with harness = false.
 bench:
-	$(CARGO) bench -p ukey-admin --bench logins
+	$(CARGO) bench --workspace --benches --locked

@@ -272,6 +272,12 @@ impl CertificateAuthority {
                 return Err(bad(path, "not a CA certificate".into()));
             }
         }
+        if !signed_by(&issuing_der, &root_der) {
+            return Err(bad(
+                &paths.issuing_cert,
+                format!("not signed by the root CA in {}", paths.root_cert.display()),
+            ));
+        }
         if key.subject_public_key_info() != spki_of(&issuing_der)? {
             return Err(CaError::KeyMismatch {
                 key: paths.issuing_key.clone(),
@@ -373,6 +379,18 @@ fn spki_of(cert_der: &[u8]) -> Result<Vec<u8>, CaError> {
         }
     })?;
     Ok(cert.public_key().raw.to_vec())
+}
+
+/// Whether `cert_der`'s signature verifies with `issuer_der`'s public key.
+fn signed_by(cert_der: &[u8], issuer_der: &[u8]) -> bool {
+    use x509_parser::prelude::FromDer;
+    let parse = x509_parser::certificate::X509Certificate::from_der;
+    match (parse(cert_der), parse(issuer_der)) {
+        (Ok((_, cert)), Ok((_, issuer))) => {
+            cert.verify_signature(Some(issuer.public_key())).is_ok()
+        }
+        _ => false,
+    }
 }
 
 fn read_cert(path: &Path) -> Result<Vec<u8>, CaError> {

@@ -13,6 +13,7 @@
 //! ```
 
 mod ca;
+mod crl;
 mod csr;
 mod encoding;
 mod files;
@@ -21,8 +22,10 @@ mod issue;
 mod keys;
 mod profile;
 mod serial;
+pub mod store;
 
 pub use ca::{CaError, CaOptions, CaPaths, CertificateAuthority};
+pub use crl::{Crl, CrlEntry, CrlError, CrlInfo, RevocationReason, Revoked};
 pub use csr::{CheckedCsr, CsrError, MAX_RSA_BITS, MIN_RSA_BITS};
 pub use encoding::{DecodeError, decode_pem_or_der, to_pem};
 pub use files::{create_private_dir, replace_file, write_private_file, write_public_file};

@@ -3,7 +3,10 @@
 
 mod certs {
     pub mod ca;
+    pub mod cli;
+    pub mod crl;
     pub mod identity;
     pub mod support;
     pub mod token;
+    pub mod verifier;
 }

@@ -132,6 +132,20 @@ fn loading_refuses_a_key_that_belongs_to_another_ca() {
 }
 
 #[test]
+fn loading_refuses_an_issuing_ca_that_the_root_did_not_sign() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ours = new_ca(&tmp.path().join("ours"), KeyAlgorithm::EcP256);
+    let theirs = new_ca(&tmp.path().join("theirs"), KeyAlgorithm::EcP256);
+    fs::remove_file(&ours.paths().root_cert).unwrap();
+    fs::copy(&theirs.paths().root_cert, &ours.paths().root_cert).unwrap();
+    let err = CertificateAuthority::load(&tmp.path().join("ours")).unwrap_err();
+    assert!(
+        err.to_string().contains("not signed by the root CA"),
+        "{err}"
+    );
+}
+
+#[test]
 fn loading_an_empty_directory_names_the_missing_file() {
     let tmp = tempfile::tempdir().unwrap();
     let err = CertificateAuthority::load(tmp.path()).unwrap_err();
@@ -291,4 +305,28 @@ fn bad_ca_options_are_refused_before_any_key_is_made() {
     let err = CertificateAuthority::create(tmp.path(), &inverted, now()).unwrap_err();
     assert!(err.to_string().contains("cannot outlive the root"), "{err}");
     assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_ca_can_be_shared_by_the_admin_service_across_threads() {
+    fn shared<T: Send + Sync + 'static>(_: &T) {}
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = new_ca(tmp.path(), KeyAlgorithm::EcP256);
+    shared(&ca);
+    let ca = std::sync::Arc::new(ca);
+    let handles: Vec<_> = (0..2)
+        .map(|i| {
+            let ca = ca.clone();
+            std::thread::spawn(move || {
+                let name = format!("s{i}.example.cn");
+                ca.issue_server(&ServerProfile::new(vec![name], vec![]), now())
+                    .unwrap()
+                    .certificate
+                    .info
+                    .serial
+            })
+        })
+        .collect();
+    let serials: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_ne!(serials[0], serials[1]);
 }

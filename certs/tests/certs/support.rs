@@ -1,8 +1,51 @@
-//! Helpers shared by the test modules: running openssl, temp files.
+//! Helpers shared by the test modules: a CA in a temp dir, running openssl, files.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use time::OffsetDateTime;
+use ukey_certs::{CaOptions, CertificateAuthority, IssuedCertificate, TokenProfile};
+use ukey_proto::{TokenSerial, UnitCode};
+
+/// A default CA in `<tmp>/ca`, and the temp dir for the test's other files.
+pub struct Fixture {
+    pub tmp: tempfile::TempDir,
+    pub ca: CertificateAuthority,
+}
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        let tmp = tempfile::tempdir().unwrap();
+        let ca = CertificateAuthority::create(
+            &tmp.path().join("ca"),
+            &CaOptions::default(),
+            OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+        Fixture { tmp, ca }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    /// A token certificate of unit 01 for a fresh rcgen key.
+    pub fn token(&self, serial: &str) -> IssuedCertificate {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let csr = rcgen::CertificateParams::new(Vec::new())
+            .unwrap()
+            .serialize_request(&key)
+            .unwrap();
+        let profile = TokenProfile::new(
+            UnitCode::parse("01").unwrap(),
+            "第一党支部",
+            TokenSerial::parse(serial).unwrap(),
+        );
+        self.ca
+            .issue_token(csr.der(), &profile, OffsetDateTime::now_utc())
+            .unwrap()
+    }
+}
 
 /// Runs openssl with `args`; panics with its output when it fails.
 pub fn openssl(args: &[&str]) -> String {
@@ -21,19 +64,22 @@ pub fn openssl(args: &[&str]) -> String {
 
 /// SHA-256 of a certificate's SubjectPublicKeyInfo as openssl computes it, in lowercase hex.
 pub fn openssl_spki_sha256(cert_path: &Path) -> String {
+    openssl_pubkey_sha256(&["x509", "-in", cert_path.to_str().unwrap()])
+}
+
+/// The same for a DER CSR.
+pub fn openssl_csr_spki_sha256(csr_path: &Path) -> String {
+    openssl_pubkey_sha256(&["req", "-inform", "DER", "-in", csr_path.to_str().unwrap()])
+}
+
+/// `openssl <read> -noout -pubkey`, then the SHA-256 of that key's DER.
+fn openssl_pubkey_sha256(read: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let pubkey = dir.path().join("pub.pem");
     let spki = dir.path().join("spki.der");
-    let cert = cert_path.to_str().unwrap();
-    openssl(&[
-        "x509",
-        "-in",
-        cert,
-        "-noout",
-        "-pubkey",
-        "-out",
-        pubkey.to_str().unwrap(),
-    ]);
+    let mut args = read.to_vec();
+    args.extend_from_slice(&["-noout", "-pubkey", "-out", pubkey.to_str().unwrap()]);
+    openssl(&args);
     openssl(&[
         "pkey",
         "-pubin",

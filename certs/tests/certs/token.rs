@@ -1,39 +1,24 @@
 //! Issuing a token's client certificate from a CSR, and refusing bad CSRs.
 
-use super::support::{openssl, write};
+use super::support::{Fixture, openssl, openssl_csr_spki_sha256, write};
 use rcgen::{CertificateParams, KeyPair};
-use std::path::PathBuf;
 use time::{Duration, OffsetDateTime};
 use ukey_certs::{
-    CaOptions, CertificateAuthority, CheckedCsr, ClientIdentity, CsrError, ExtendedKeyUsage,
-    IssueError, KeyUsage, PublicKeyAlgorithm, TokenProfile,
+    CheckedCsr, ClientIdentity, CsrError, ExtendedKeyUsage, IssueError, KeyUsage,
+    PublicKeyAlgorithm, TokenProfile,
 };
 use ukey_proto::{TokenSerial, UnitCode};
 use x509_parser::prelude::{FromDer, X509CertificationRequest};
 
 const UNIT_NAME: &str = "中共太极集团有限公司委员会";
 
-struct Fixture {
-    tmp: tempfile::TempDir,
-    ca: CertificateAuthority,
+trait CsrMaker {
+    fn openssl_csr(&self, name: &str, newkey: &[&str], extra: &[&str]) -> Vec<u8>;
+    fn ec_csr(&self, name: &str, curve: &str, extra: &[&str]) -> Vec<u8>;
+    fn openssl_verify_client(&self, cert_pem: &str) -> String;
 }
 
-impl Fixture {
-    fn new() -> Fixture {
-        let tmp = tempfile::tempdir().unwrap();
-        let ca = CertificateAuthority::create(
-            &tmp.path().join("ca"),
-            &CaOptions::default(),
-            OffsetDateTime::now_utc(),
-        )
-        .unwrap();
-        Fixture { tmp, ca }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.tmp.path().join(name)
-    }
-
+impl CsrMaker for Fixture {
     /// A CSR made by the openssl CLI with `newkey` (e.g. `ec:…` or `rsa:2048`) and extra
     /// `req` arguments; returns its DER.
     fn openssl_csr(&self, name: &str, newkey: &[&str], extra: &[&str]) -> Vec<u8> {
@@ -92,32 +77,7 @@ fn profile() -> TokenProfile {
 }
 
 fn pubkey_fingerprint_of_csr(fx: &Fixture, name: &str) -> String {
-    // openssl_spki_sha256 reads a certificate; for the CSR, ask openssl for its public key.
-    let pubkey = fx.path(&format!("{name}.pub.pem"));
-    let spki = fx.path(&format!("{name}.spki"));
-    openssl(&[
-        "req",
-        "-in",
-        fx.path(&format!("{name}.csr")).to_str().unwrap(),
-        "-inform",
-        "DER",
-        "-noout",
-        "-pubkey",
-        "-out",
-        pubkey.to_str().unwrap(),
-    ]);
-    openssl(&[
-        "pkey",
-        "-pubin",
-        "-in",
-        pubkey.to_str().unwrap(),
-        "-outform",
-        "DER",
-        "-out",
-        spki.to_str().unwrap(),
-    ]);
-    let out = openssl(&["dgst", "-sha256", "-r", spki.to_str().unwrap()]);
-    out.split_whitespace().next().unwrap().to_owned()
+    openssl_csr_spki_sha256(&fx.path(&format!("{name}.csr")))
 }
 
 #[test]
