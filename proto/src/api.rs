@@ -9,9 +9,14 @@ use uuid::Uuid;
 /// Header with which ukeyd tells the admin service its version; recorded with each login.
 pub const CLIENT_VERSION_HEADER: &str = "x-ukey-client";
 
+/// Header carrying the session id (from [`SessionInfo::session_id`]) on requests made within a
+/// session, such as `GET /api/v1/me`. The client certificate must still be the session's token.
+pub const SESSION_HEADER: &str = "x-ukey-session";
+
 /// Body of `POST /api/v1/sessions`. The token is identified by the client certificate of the
 /// mutual-TLS connection, never by anything in the body.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateSessionRequest {
     /// The client software and version, e.g. `ukeyd/0.1.0`.
@@ -21,6 +26,7 @@ pub struct CreateSessionRequest {
 
 /// A unit as the token API names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnitRef {
     pub code: UnitCode,
     /// Full name (公章上的全称).
@@ -29,19 +35,23 @@ pub struct UnitRef {
 
 /// A session created for a token: the answer to `POST /api/v1/sessions` and `GET /api/v1/me`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionInfo {
     pub session_id: Uuid,
     pub unit: UnitRef,
     pub token_serial: TokenSerial,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires_at: OffsetDateTime,
 }
 
 /// Why the admin service refused a token. Recorded with the refused login and returned as the
 /// error `code`, so the daemon can tell the user what to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Refusal {
@@ -119,7 +129,8 @@ impl Refusal {
     }
 }
 
-const ALL_REFUSALS: &[Refusal] = &[
+/// Every refusal, e.g. for storing and reading back codes.
+pub const ALL_REFUSALS: &[Refusal] = &[
     Refusal::NoClientCertificate,
     Refusal::UnknownCertificate,
     Refusal::CertificateExpired,
@@ -134,6 +145,7 @@ const ALL_REFUSALS: &[Refusal] = &[
 
 /// The body of every API error: a stable code and a message in the request's language.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiError {
     pub code: String,
     pub message: String,

@@ -19,6 +19,7 @@ pub enum IdError {
 /// URIs (`urn:ukey:unit:<code>`), so they are restricted to URI-safe ASCII.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String))]
 pub struct UnitCode(String);
 
 impl UnitCode {
@@ -57,6 +58,7 @@ pub const TOKEN_URN_PREFIX: &str = "urn:ukey:token:";
 /// blank padding removed. Tokens are identified by serial, never by slot.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String))]
 pub struct TokenSerial(String);
 
 impl TokenSerial {
@@ -89,6 +91,7 @@ impl TokenSerial {
 /// subject on another key gets nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String))]
 pub struct SpkiFingerprint([u8; 32]);
 
 impl SpkiFingerprint {

@@ -33,8 +33,19 @@ pub struct TestDatabase {
 const SUPERUSER: &str = "postgres";
 
 impl TestPostgres {
-    /// Connects to `TEST_DATABASE_URL`, or starts a private cluster on a free port.
+    /// Connects to `TEST_DATABASE_URL`, or starts a private cluster on a free port (with
+    /// fsync off: tests do not survive power loss anyway, and it is much faster).
     pub fn start() -> TestPostgres {
+        Self::start_with(false)
+    }
+
+    /// As [`start`](Self::start), but a private cluster keeps fsync and full-page writes on,
+    /// as in production: for benchmarks of durable commits.
+    pub fn start_durable() -> TestPostgres {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> TestPostgres {
         if let Ok(url) = std::env::var("TEST_DATABASE_URL") {
             return TestPostgres {
                 admin_url: url,
@@ -55,8 +66,13 @@ impl TestPostgres {
         // The port may be taken between choosing and binding; try a few.
         for attempt in 0..5 {
             let port = free_port();
+            let speed = if durable {
+                ""
+            } else {
+                " -c fsync=off -c full_page_writes=off"
+            };
             let opts = format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c max_connections=200",
+                "-p {port} -k {} -c listen_addresses=127.0.0.1{speed} -c max_connections=200",
                 sockets.display()
             );
             let log = cluster.dir.path().join("server.log");
