@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use ukey_admin::clock::SystemClock;
 use ukey_admin::domain::{NewToken, NewUnit, UnitKind};
-use ukey_admin::service::{Service, SessionSettings};
+use ukey_admin::service::{Service, Settings};
 use ukey_admin::storage::{PostgresStorage, SqliteStorage, Storage};
 use ukey_proto::{TokenSerial, UnitCode};
 use ukey_testkit::{ClientCert, TestPki, TestPostgres};
@@ -82,6 +82,7 @@ async fn login(addr: std::net::SocketAddr, config: Arc<rustls::ClientConfig>) ->
 async fn run(name: &str, storage: Arc<dyn Storage>, clients: usize, seconds: u64) {
     let pki = TestPki::new();
     let now = time::OffsetDateTime::now_utc();
+    let key = Arc::new(ukey_admin::audit::AuditKey::generate());
     storage
         .insert_unit(
             &NewUnit {
@@ -95,6 +96,15 @@ async fn run(name: &str, storage: Arc<dyn Storage>, clients: usize, seconds: u64
                 contact_phone: None,
             },
             now,
+            ukey_admin::storage::Audited {
+                key: key.clone(),
+                entry: ukey_admin::audit::AuditEntry::new(
+                    now,
+                    "bench",
+                    "bench",
+                    ukey_admin::audit::AuditResult::Success,
+                ),
+            },
         )
         .await
         .unwrap();
@@ -120,6 +130,15 @@ async fn run(name: &str, storage: Arc<dyn Storage>, clients: usize, seconds: u64
                 "bench",
                 "bench",
                 now,
+                ukey_admin::storage::Audited {
+                    key: key.clone(),
+                    entry: ukey_admin::audit::AuditEntry::new(
+                        now,
+                        "bench",
+                        "bench",
+                        ukey_admin::audit::AuditResult::Success,
+                    ),
+                },
             )
             .await
             .unwrap();
@@ -128,7 +147,8 @@ async fn run(name: &str, storage: Arc<dyn Storage>, clients: usize, seconds: u64
     let service = Service::new(
         storage.clone(),
         Arc::new(SystemClock),
-        SessionSettings::default(),
+        Settings::default(),
+        (*key).clone(),
     );
     let tls = ukey_admin::http::tls::server_config(
         &pki.server().cert_path,

@@ -74,6 +74,18 @@ pub fn shanghai_rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.to_string())
 }
 
+/// A date (`2026-01-31`, midnight in Asia/Shanghai) or an RFC 3339 instant.
+pub fn parse_date_or_instant(s: &str) -> Result<OffsetDateTime, String> {
+    let s = s.trim();
+    if let Ok(t) = OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+        return Ok(t);
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(s, &format)
+        .map(|d| d.midnight().assume_offset(SHANGHAI))
+        .map_err(|_| format!("{s:?} is neither a date (YYYY-MM-DD) nor an RFC 3339 instant"))
+}
+
 /// Microseconds since the Unix epoch: how SQLite stores instants (an indexable integer).
 pub fn to_unix_micros(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)

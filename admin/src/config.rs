@@ -2,6 +2,8 @@
 //! falls back to a default), then `UKEY_ADMIN_*` environment variables over it. Relative paths
 //! are resolved against the configuration file's directory.
 
+use crate::audit::{AuditKey, AuditKeyError, MIN_RETENTION_DAYS};
+use crate::service::{AccountSettings, HashParams, OperatorLogin, SessionSettings, Settings};
 use crate::storage::DatabaseLocation;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -18,6 +20,8 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("UKEY_ADMIN_MAX_CONNECTIONS", "server.max_connections"),
     ("UKEY_ADMIN_SESSION_TTL_MINUTES", "sessions.ttl_minutes"),
     ("UKEY_ADMIN_CA_DIR", "ca_dir"),
+    ("UKEY_ADMIN_OPERATOR_LOGIN", "accounts.operator_login"),
+    ("UKEY_ADMIN_AUDIT_KEY", "audit.key_file"),
     ("UKEY_ADMIN_LOG_LEVEL", "log.level"),
     ("UKEY_ADMIN_LOG_FORMAT", "log.format"),
 ];
@@ -43,6 +47,10 @@ pub enum ConfigError {
     },
     #[error("unknown environment variable {0}; the settings are {known}", known = ENV_OVERRIDES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "))]
     UnknownEnv(String),
+    #[error("{0}")]
+    Setting(String),
+    #[error(transparent)]
+    AuditKey(#[from] AuditKeyError),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +67,10 @@ pub struct Config {
     pub sessions: SessionsSection,
     #[serde(default)]
     pub log: LogSection,
+    #[serde(default)]
+    pub accounts: AccountsSection,
+    #[serde(default)]
+    pub audit: AuditSection,
     /// Where this configuration was read from (its directory anchors relative paths).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -101,6 +113,52 @@ impl Default for SessionsSection {
     }
 }
 
+/// Operator accounts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountsSection {
+    /// `"token+password"` (a U-Key bound within the operator's subtree, then the password;
+    /// the default) or `"password"` (a lab only).
+    pub operator_login: OperatorLogin,
+    /// Argon2id memory cost in KiB (at least 19456).
+    pub argon2_memory_kib: u32,
+    /// Argon2id iterations (at least 2).
+    pub argon2_iterations: u32,
+    /// Hours a one-time secret (bootstrap, new account, reset) stays usable.
+    pub secret_ttl_hours: u32,
+}
+
+impl Default for AccountsSection {
+    fn default() -> Self {
+        AccountsSection {
+            operator_login: OperatorLogin::TokenAndPassword,
+            argon2_memory_kib: HashParams::MIN_MEMORY_KIB,
+            argon2_iterations: HashParams::MIN_ITERATIONS,
+            secret_ttl_hours: 24,
+        }
+    }
+}
+
+/// The audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// The HMAC key of the chain (created owner-only by `ukey-admin init`), outside the
+    /// database.
+    pub key_file: PathBuf,
+    /// Days records are kept (at least 180); older ones are sealed and deleted once a day.
+    pub retention_days: u32,
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        AuditSection {
+            key_file: PathBuf::from("audit.key"),
+            retention_days: 365,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -139,6 +197,8 @@ impl Config {
             server: ServerSection::default(),
             sessions: SessionsSection::default(),
             log: LogSection::default(),
+            accounts: AccountsSection::default(),
+            audit: AuditSection::default(),
             base_dir: base_dir.to_owned(),
         }
     }
@@ -194,6 +254,14 @@ impl Config {
                     self.sessions.ttl_minutes = value.parse().map_err(|e| bad(format!("{e}")))?;
                 }
                 "UKEY_ADMIN_CA_DIR" => self.ca_dir = value.clone().into(),
+                "UKEY_ADMIN_OPERATOR_LOGIN" => {
+                    self.accounts.operator_login = match value.as_str() {
+                        "token+password" => OperatorLogin::TokenAndPassword,
+                        "password" => OperatorLogin::Password,
+                        _ => return Err(bad("use token+password or password".into())),
+                    };
+                }
+                "UKEY_ADMIN_AUDIT_KEY" => self.audit.key_file = value.clone().into(),
                 "UKEY_ADMIN_LOG_LEVEL" => self.log.level = value.clone(),
                 "UKEY_ADMIN_LOG_FORMAT" => {
                     self.log.format = match value.as_str() {
@@ -220,6 +288,42 @@ impl Config {
     pub fn session_ttl(&self) -> Duration {
         Duration::from_secs(self.sessions.ttl_minutes.saturating_mul(60))
     }
+
+    /// The service's settings, with every bound checked (hashing cost, retention).
+    pub fn settings(&self) -> Result<Settings, ConfigError> {
+        let a = &self.accounts;
+        let hashing = HashParams::new(a.argon2_memory_kib, a.argon2_iterations)
+            .map_err(|e| ConfigError::Setting(format!("[accounts] {e}")))?;
+        if !(1..=168).contains(&a.secret_ttl_hours) {
+            return Err(ConfigError::Setting(
+                "[accounts] secret_ttl_hours must be between 1 and 168".into(),
+            ));
+        }
+        if self.audit.retention_days < MIN_RETENTION_DAYS {
+            return Err(ConfigError::Setting(format!(
+                "[audit] retention_days must be at least {MIN_RETENTION_DAYS}"
+            )));
+        }
+        Ok(Settings {
+            sessions: SessionSettings {
+                ttl: self.session_ttl(),
+            },
+            accounts: AccountSettings {
+                operator_login: a.operator_login,
+                hashing,
+                secret_ttl: Duration::from_secs(u64::from(a.secret_ttl_hours) * 3600),
+            },
+        })
+    }
+
+    pub fn audit_key_path(&self) -> PathBuf {
+        self.resolve(&self.audit.key_file)
+    }
+
+    /// Reads the audit key (refusing a file others can read).
+    pub fn audit_key(&self) -> Result<AuditKey, ConfigError> {
+        Ok(AuditKey::load(&self.audit_key_path())?)
+    }
 }
 
 #[cfg(test)]
@@ -239,6 +343,27 @@ mod tests {
             write("database = \"sqlite:x.db\"\n[server]\nlisten = \"127.0.0.1:1\"\nlistne = 1\n");
         let err = Config::load(&path, []).unwrap_err().to_string();
         assert!(err.contains("listne"), "{err}");
+    }
+
+    #[test]
+    fn hashing_below_the_floor_and_short_retention_are_refused() {
+        let (_d, path) = write(
+            "database = \"sqlite:x.db\"\n[accounts]\noperator_login = \"password\"\n\
+             argon2_memory_kib = 4096\nargon2_iterations = 2\nsecret_ttl_hours = 24\n",
+        );
+        let config = Config::load(&path, []).unwrap();
+        assert_eq!(config.accounts.operator_login, OperatorLogin::Password);
+        assert!(config.settings().unwrap_err().to_string().contains("19456"));
+        let (_d, path) =
+            write("database = \"sqlite:x.db\"\n[audit]\nkey_file = \"k\"\nretention_days = 90\n");
+        let config = Config::load(&path, []).unwrap();
+        assert!(config.settings().unwrap_err().to_string().contains("180"));
+        let defaults = Config::with_database("sqlite:x.db", Path::new("/"));
+        let settings = defaults.settings().unwrap();
+        assert_eq!(
+            settings.accounts.operator_login,
+            OperatorLogin::TokenAndPassword
+        );
     }
 
     #[test]

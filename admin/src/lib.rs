@@ -4,6 +4,7 @@
 //! PostgreSQL implementation) → [`service`] (operations the CLI and the HTTP API share) →
 //! [`http`] (the mutual-TLS server and API v1) and [`cli`].
 
+pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -7,6 +7,7 @@ use tracing_subscriber::EnvFilter;
 use ukey_admin::cli::{Cli, Command, InitOptions};
 use ukey_admin::clock::{Clock, SystemClock};
 use ukey_admin::config::{Config, LogFormat};
+use ukey_admin::service::OperatorLogin;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -69,18 +70,39 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     if let Command::Init(args) = &cli.command {
         start_tracing("warn", LogFormat::Text);
+        let operator_login = match args.operator_login.as_str() {
+            "token+password" => OperatorLogin::TokenAndPassword,
+            "password" => OperatorLogin::Password,
+            other => anyhow::bail!("--operator-login {other:?}: use token+password or password"),
+        };
         let options = InitOptions {
             data_dir: args.data_dir.clone(),
             listen: args.listen,
             server_names: args.server_names.clone(),
             organization: args.organization.clone(),
             database: cli.database.clone(),
+            operator_login,
         };
-        let path = runtime.block_on(ukey_admin::cli::init(&options, SystemClock.now()))?;
-        println!("created {}", path.display());
+        let made = runtime.block_on(ukey_admin::cli::init(&options, SystemClock.now()))?;
+        println!("created {}", made.config.display());
         println!(
-            "start the service with: ukey-admin serve --config {}",
-            path.display()
+            "\nOne-time bootstrap secrets for the three officers' first accounts. Hand each to its\n\
+             officer in person. Each works once, until the time shown, and only to set a new\n\
+             password; they are not stored and will not be shown again.\n"
+        );
+        for officer in &made.officers {
+            use secrecy::ExposeSecret;
+            println!(
+                "  {:<10} {:<16} {}   (until {})",
+                officer.username,
+                officer.role.label(),
+                officer.secret.expose_secret(),
+                ukey_admin::clock::shanghai_rfc3339(officer.expires_at)
+            );
+        }
+        println!(
+            "\nstart the service with: ukey-admin serve --config {}",
+            made.config.display()
         );
         return Ok(());
     }

@@ -33,6 +33,8 @@ pub enum Violation {
     FactoryOrTrivial,
     /// The same as the secret it replaces.
     SameAsCurrent,
+    /// One of the account's `count` most recent passwords (the current one included).
+    RecentlyUsed { count: usize },
 }
 
 /// Which piece of context a password contained.
@@ -61,6 +63,7 @@ impl Violation {
             Violation::ContainsContext { .. } => "contains_context",
             Violation::FactoryOrTrivial => "factory_or_trivial",
             Violation::SameAsCurrent => "same_as_current",
+            Violation::RecentlyUsed { .. } => "recently_used",
         }
     }
 
@@ -133,6 +136,12 @@ impl Violation {
             }
             (Violation::SameAsCurrent, Lang::En) => "must differ from the current one".into(),
             (Violation::SameAsCurrent, Lang::ZhCn) => "不能与当前的相同".into(),
+            (Violation::RecentlyUsed { count }, Lang::En) => {
+                format!("must differ from the last {count} passwords")
+            }
+            (Violation::RecentlyUsed { count }, Lang::ZhCn) => {
+                format!("不能与最近使用过的 {count} 个密码相同")
+            }
         }
     }
 }

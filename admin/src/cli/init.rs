@@ -1,12 +1,19 @@
 //! `ukey-admin init`: a new installation in one directory — database, CA and server
-//! certificate (through ukey-certs), and the configuration file. It never overwrites: an
-//! existing installation is refused, and a failed init removes what it wrote.
+//! certificate (through ukey-certs), the audit key, the configuration file, and the three
+//! officers' first accounts with one-time bootstrap secrets (there is no built-in default
+//! account). It never overwrites: an existing installation is refused, and a failed init
+//! removes what it wrote.
 
-use crate::config::{Config, ServerSection};
+use crate::audit::{AuditKey, AuditKeyError};
+use crate::clock::ManualClock;
+use crate::config::{AccountsSection, Config, ServerSection};
+use crate::domain::account::Role;
+use crate::service::{Actor, OperatorLogin, Service, ServiceError};
 use crate::storage::{DatabaseLocation, StorageError};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use time::OffsetDateTime;
 use ukey_certs::{CaOptions, CertificateAuthority, ServerProfile};
 
@@ -16,6 +23,30 @@ pub const DATABASE_FILE: &str = "ukey-admin.db";
 pub const CA_DIR: &str = "ca";
 pub const SERVER_CERT: &str = "tls/server.pem";
 pub const SERVER_KEY: &str = "tls/server.key";
+pub const AUDIT_KEY: &str = "audit.key";
+
+/// The three officers' first accounts: username, display name, role.
+pub const OFFICERS: &[(&str, &str, Role)] = &[
+    ("sysadmin", "系统管理员", Role::Sysadmin),
+    ("secadmin", "安全保密管理员", Role::Secadmin),
+    ("auditor", "安全审计员", Role::Auditor),
+];
+
+/// An officer's first account and its one-time bootstrap secret (shown once).
+#[derive(Debug)]
+pub struct BootstrapAccount {
+    pub username: String,
+    pub role: Role,
+    pub secret: SecretString,
+    pub expires_at: OffsetDateTime,
+}
+
+/// What `init` made.
+#[derive(Debug)]
+pub struct Initialized {
+    pub config: PathBuf,
+    pub officers: Vec<BootstrapAccount>,
+}
 
 #[derive(Debug, Clone)]
 pub struct InitOptions {
@@ -25,6 +56,7 @@ pub struct InitOptions {
     pub organization: String,
     /// A PostgreSQL URL; SQLite in the data directory when `None`.
     pub database: Option<String>,
+    pub operator_login: OperatorLogin,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +77,12 @@ pub enum InitError {
     Database(#[from] StorageError),
     #[error("writing the configuration: {0}")]
     Config(#[from] toml::ser::Error),
+    #[error("creating the audit key: {0}")]
+    AuditKey(#[from] AuditKeyError),
+    #[error("the database already holds operator accounts: {0} is not a new installation")]
+    NotEmpty(String),
+    #[error("creating the officers' accounts: {0}")]
+    Accounts(#[from] ServiceError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> InitError + '_ {
@@ -54,10 +92,10 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> InitError + '_ {
     }
 }
 
-/// Creates the installation and returns the path of its configuration file.
-pub async fn init(options: &InitOptions, now: OffsetDateTime) -> Result<PathBuf, InitError> {
+/// Creates the installation; returns its configuration file and the officers' secrets.
+pub async fn init(options: &InitOptions, now: OffsetDateTime) -> Result<Initialized, InitError> {
     let dir = &options.data_dir;
-    for existing in [CONFIG_FILE, DATABASE_FILE, CA_DIR, "tls"] {
+    for existing in [CONFIG_FILE, DATABASE_FILE, CA_DIR, "tls", AUDIT_KEY] {
         let path = dir.join(existing);
         if path.exists() {
             return Err(InitError::Exists(path));
@@ -77,6 +115,7 @@ pub async fn init(options: &InitOptions, now: OffsetDateTime) -> Result<PathBuf,
                 "ukey-admin.db-shm",
                 CA_DIR,
                 "tls",
+                AUDIT_KEY,
             ] {
                 let path = dir.join(made);
                 let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
@@ -86,7 +125,7 @@ pub async fn init(options: &InitOptions, now: OffsetDateTime) -> Result<PathBuf,
     result
 }
 
-async fn create(options: &InitOptions, now: OffsetDateTime) -> Result<PathBuf, InitError> {
+async fn create(options: &InitOptions, now: OffsetDateTime) -> Result<Initialized, InitError> {
     let dir = &options.data_dir;
     ukey_certs::create_private_dir(dir).map_err(io(dir))?;
     let ca_options = CaOptions {
@@ -126,10 +165,35 @@ async fn create(options: &InitOptions, now: OffsetDateTime) -> Result<PathBuf, I
         .database
         .clone()
         .unwrap_or_else(|| format!("sqlite:{DATABASE_FILE}"));
+    let audit_key = AuditKey::create(&dir.join(AUDIT_KEY))?;
     let location = DatabaseLocation::parse(&database, dir);
-    drop(location.open().await?);
+    let storage = location.open().await?;
+    if let Some(existing) = storage.accounts().await?.first() {
+        // A PostgreSQL database may outlive a data directory: never add officers twice.
+        return Err(InitError::NotEmpty(existing.username.to_string()));
+    }
 
     let mut config = Config::with_database(&database, dir);
+    config.accounts = AccountsSection {
+        operator_login: options.operator_login,
+        ..AccountsSection::default()
+    };
+    let settings = config
+        .settings()
+        .map_err(|e| InitError::Accounts(ServiceError::InvalidInput(e.to_string())))?;
+    let service = Service::new(storage, Arc::new(ManualClock::at(now)), settings, audit_key);
+    let mut init_actor = Actor::cli();
+    init_actor.name = format!("{} (init)", init_actor.name);
+    let made = service.bootstrap_officers(OFFICERS, &init_actor).await?;
+    let officers = made
+        .into_iter()
+        .map(|(account, secret)| BootstrapAccount {
+            username: account.username.to_string(),
+            role: account.roles.first().copied().unwrap_or(Role::Operator),
+            secret,
+            expires_at: account.secret_expires_at.unwrap_or(now),
+        })
+        .collect();
     config.ca_dir = PathBuf::from(CA_DIR);
     config.server = ServerSection {
         listen: options.listen,
@@ -146,5 +210,8 @@ async fn create(options: &InitOptions, now: OffsetDateTime) -> Result<PathBuf, I
     let path = dir.join(CONFIG_FILE);
     // The file may hold a PostgreSQL password: owner-only.
     ukey_certs::write_private_file(&path, text.as_bytes()).map_err(io(&path))?;
-    Ok(path)
+    Ok(Initialized {
+        config: path,
+        officers,
+    })
 }

@@ -1,13 +1,15 @@
 //! The `ukey-admin` command line. Management commands act on the database directly: whoever
-//! can run them already owns the data (the management API with operator accounts and roles
-//! comes later and will call the same service functions).
+//! can run them already owns the data. They call the same service functions as the
+//! management API and are audited the same way, the actor being the local OS user
+//! (`cli:<user>`).
 
+mod audit;
 mod init;
 mod output;
 mod run;
 
-pub use init::{InitError, InitOptions, init};
-pub use output::Format;
+pub use init::{BootstrapAccount, InitError, InitOptions, Initialized, init};
+pub use output::{Columns, Format, write_all};
 pub use run::{CliError, execute, serve};
 
 use clap::{Args, Parser, Subcommand};
@@ -52,6 +54,50 @@ pub enum Command {
     /// Login records.
     #[command(subcommand)]
     Logins(LoginsCommand),
+    /// The audit trail: verify the chain, export it, seal what is past retention.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Operator accounts (break-glass recovery; day-to-day management is the API's).
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the hash chain; name the first broken record and exit non-zero if there is one.
+    Verify,
+    /// Write records for a SIEM, oldest first.
+    Export {
+        /// From this date (YYYY-MM-DD, Asia/Shanghai) or instant (RFC 3339).
+        #[arg(long)]
+        since: String,
+        /// Up to (not including) this date or instant.
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, value_enum, default_value_t = crate::audit::ExportFormat::Jsonl)]
+        format: crate::audit::ExportFormat,
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Seal and delete records older than the retention period (at least 180 days).
+    Seal {
+        /// Days to keep; default: the configuration's `[audit] retention_days`.
+        #[arg(long)]
+        retention_days: Option<u32>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    List {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Issue a one-time secret in place of an account's password (when no system
+    /// administrator can: e.g. the security administrator's or the auditor's own account).
+    Reset { username: String },
+    /// Lift an account's lockout.
+    Unlock { username: String },
 }
 
 impl Command {
@@ -76,6 +122,9 @@ pub struct InitArgs {
     /// Organisation named in the CA certificates.
     #[arg(long, default_value = "ukey")]
     pub organization: String,
+    /// How operators log in: `token+password` (two factors) or `password` (a lab only).
+    #[arg(long, default_value = "token+password")]
+    pub operator_login: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,6 +1,8 @@
 //! Printing records as a table, CSV or JSON. Times are shown in Asia/Shanghai.
 
+use crate::audit::spreadsheet_safe;
 use crate::clock::shanghai_rfc3339;
+use crate::domain::account::{Account, roles_text};
 use crate::domain::{Administrator, LoginRecord, Token, TokenEvent, Unit};
 use crate::storage::StorageError;
 use futures::{Stream, StreamExt};
@@ -134,6 +136,43 @@ impl Columns for LoginRecord {
     }
 }
 
+impl Columns for Account {
+    fn header() -> &'static [&'static str] {
+        &[
+            "username",
+            "name",
+            "scope",
+            "roles",
+            "status",
+            "locked_until",
+            "last_login",
+            "pending_secret",
+        ]
+    }
+    fn values(&self) -> Vec<String> {
+        vec![
+            self.username.to_string(),
+            self.display_name.clone(),
+            self.unit
+                .as_ref()
+                .map_or("(all units)".to_owned(), |u| u.code.to_string()),
+            roles_text(&self.roles),
+            self.status.code().to_owned(),
+            opt(self.locked_until.map(shanghai_rfc3339)),
+            opt(self.last_login_at.map(shanghai_rfc3339)),
+            opt(self.pending_secret.map(|p| p.code())),
+        ]
+    }
+}
+
+/// CSV cells a spreadsheet would run as formulas are defused (see [`spreadsheet_safe`]).
+fn csv_values<T: Columns>(item: &T) -> Vec<String> {
+    item.values()
+        .iter()
+        .map(|v| spreadsheet_safe(v).into_owned())
+        .collect()
+}
+
 /// Writes a list in one go.
 pub fn write_all<T: Columns>(
     items: &[T],
@@ -154,7 +193,7 @@ pub fn write_all<T: Columns>(
             let mut w = csv::Writer::from_writer(out);
             w.write_record(T::header())?;
             for item in items {
-                w.write_record(item.values())?;
+                w.write_record(csv_values(item))?;
             }
             w.flush()
         }
@@ -181,8 +220,13 @@ pub async fn write_stream<T: Columns>(
                 .from_writer(out);
             w.write_record(T::header()).map_err(std::io::Error::from)?;
             while let Some(item) = items.next().await {
-                w.write_record(item?.values())
-                    .map_err(std::io::Error::from)?;
+                let item = item?;
+                let values = if format == Format::Csv {
+                    csv_values(&item)
+                } else {
+                    item.values()
+                };
+                w.write_record(values).map_err(std::io::Error::from)?;
                 count += 1;
             }
             w.flush()?;

@@ -6,13 +6,12 @@ use super::{
 };
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
-use crate::domain::{Actor, Month, NewUnit, TokenChange, TokenStatus, UnitKind};
+use crate::domain::{Month, NewUnit, TokenChange, TokenStatus, UnitKind};
 use crate::http::tls::TlsError;
 use crate::http::{self, ServerLimits};
 use crate::import::{self, ImportError};
-use crate::service::Service;
 use crate::service::registry::{TokenRegistration, parse_kind};
-use crate::service::{ServiceError, SessionSettings};
+use crate::service::{Actor, Service, ServiceError, actions};
 use crate::storage::{LoginQuery, StorageError, TokenFilter};
 use std::future::Future;
 use std::io::Write;
@@ -50,6 +49,9 @@ pub enum CliError {
     },
     #[error("writing the output: {0}")]
     Output(#[from] std::io::Error),
+    /// `audit verify` found the chain broken (already reported on standard output).
+    #[error("the audit trail is broken: {0}")]
+    AuditBroken(String),
 }
 
 fn unit_code(s: &str) -> Result<UnitCode, CliError> {
@@ -60,16 +62,20 @@ fn serial(s: &str) -> Result<TokenSerial, CliError> {
     TokenSerial::parse(s).map_err(|e| CliError::Invalid(e.to_string()))
 }
 
-/// Who is acting: the local user running the command line.
-fn actor() -> Actor {
-    let user = std::env::var("SUDO_USER")
-        .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "unknown".into());
-    format!("cli:{user}")
+/// Opens the database and the audit key, and starts the service over them. Without the key,
+/// nothing that must be audited can be done, so nothing starts.
+pub(super) async fn open_service(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> Result<Service, CliError> {
+    let settings = config.settings()?;
+    let key = config.audit_key()?;
+    let storage = config.database_location().open().await?;
+    Ok(Service::new(storage, clock, settings, key))
 }
 
 /// Opens the output file, or standard output.
-fn open_output(path: Option<&Path>) -> Result<Box<dyn Write>, CliError> {
+pub(super) fn open_output(path: Option<&Path>) -> Result<Box<dyn Write>, CliError> {
     Ok(match path {
         Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).map_err(
             |source| CliError::File {
@@ -83,24 +89,17 @@ fn open_output(path: Option<&Path>) -> Result<Box<dyn Write>, CliError> {
 
 /// Runs a management command (everything but `init` and `serve`).
 pub async fn execute(cli: Cli, config: Config) -> Result<(), CliError> {
-    let storage = config.database_location().open().await?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let service = Service::new(
-        storage,
-        clock,
-        SessionSettings {
-            ttl: config.session_ttl(),
-        },
-    );
+    let service = open_service(&config, Arc::new(SystemClock)).await?;
+    let by = Actor::cli();
     let mut out = std::io::stdout().lock();
     match cli.command {
         Command::Init(_) | Command::Serve => {
             return Err(CliError::Invalid("not a management command".into()));
         }
-        Command::Units(cmd) => units(&service, cmd, &mut out).await?,
+        Command::Units(cmd) => units(&service, cmd, &by, &mut out).await?,
         Command::Admins(AdminsCommand::Add { unit, name, mobile }) => {
             let admin = service
-                .add_administrator(unit_code(&unit)?, &name, &mobile)
+                .add_administrator(unit_code(&unit)?, &name, &mobile, &by)
                 .await?;
             writeln!(
                 out,
@@ -113,20 +112,26 @@ pub async fn execute(cli: Cli, config: Config) -> Result<(), CliError> {
             let admins = service.administrators(under.as_ref()).await?;
             output::write_all(&admins, format, &mut out)?;
         }
-        Command::Tokens(cmd) => tokens(&service, cmd, &mut out).await?,
+        Command::Tokens(cmd) => tokens(&service, cmd, &by, &mut out).await?,
         Command::Logins(cmd) => {
-            let (args, format) = match cmd {
-                LoginsCommand::List { args, format } | LoginsCommand::Export { args, format } => {
-                    (args, format)
-                }
+            let (args, format, export) = match cmd {
+                LoginsCommand::List { args, format } => (args, format, false),
+                LoginsCommand::Export { args, format } => (args, format, true),
             };
-            logins(&service, &args, format).await?;
+            logins(&service, &args, format, export.then_some(&by)).await?;
         }
+        Command::Audit(cmd) => super::audit::audit(&service, &config, cmd, &by, &mut out).await?,
+        Command::Accounts(cmd) => super::audit::accounts(&service, cmd, &by, &mut out).await?,
     }
     Ok(())
 }
 
-async fn units(service: &Service, cmd: UnitsCommand, out: &mut dyn Write) -> Result<(), CliError> {
+async fn units(
+    service: &Service,
+    cmd: UnitsCommand,
+    by: &Actor,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     match cmd {
         UnitsCommand::Import {
             file,
@@ -160,7 +165,9 @@ async fn units(service: &Service, cmd: UnitsCommand, out: &mut dyn Write) -> Res
                 )?;
             }
             if !dry_run {
-                service.import(&plan.units, &plan.administrators).await?;
+                service
+                    .import(&plan.units, &plan.administrators, parent.as_ref(), by)
+                    .await?;
             }
             writeln!(
                 out,
@@ -182,6 +189,11 @@ async fn units(service: &Service, cmd: UnitsCommand, out: &mut dyn Write) -> Res
         }
         UnitsCommand::Export { format, output } => {
             let units = service.units(None).await?;
+            let mut detail = serde_json::Map::new();
+            detail.insert("units".into(), units.len().into());
+            service
+                .record_read(by, &actions::UNITS_EXPORT, None, None, detail)
+                .await?;
             let mut w = open_output(output.as_deref())?;
             output::write_all(&units, format, &mut w)?;
             w.flush()?;
@@ -225,16 +237,19 @@ async fn units(service: &Service, cmd: UnitsCommand, out: &mut dyn Write) -> Res
                 None => UnitKind::infer_from_name(&name),
             };
             let unit = service
-                .add_unit(NewUnit {
-                    code: unit_code(&code)?,
-                    name,
-                    short_name,
-                    kind,
-                    parent: parent.as_deref().map(unit_code).transpose()?,
-                    examinee,
-                    contact_name: contact,
-                    contact_phone: phone,
-                })
+                .add_unit(
+                    NewUnit {
+                        code: unit_code(&code)?,
+                        name,
+                        short_name,
+                        kind,
+                        parent: parent.as_deref().map(unit_code).transpose()?,
+                        examinee,
+                        contact_name: contact,
+                        contact_phone: phone,
+                    },
+                    by,
+                )
                 .await?;
             writeln!(
                 out,
@@ -247,7 +262,7 @@ async fn units(service: &Service, cmd: UnitsCommand, out: &mut dyn Write) -> Res
         UnitsCommand::Move { code, to, top: _ } => {
             let parent = to.as_deref().map(unit_code).transpose()?;
             let unit = service
-                .move_unit(&unit_code(&code)?, parent.as_ref())
+                .move_unit(&unit_code(&code)?, parent.as_ref(), by)
                 .await?;
             writeln!(
                 out,
@@ -258,11 +273,15 @@ async fn units(service: &Service, cmd: UnitsCommand, out: &mut dyn Write) -> Res
             )?;
         }
         UnitsCommand::Deactivate { code } => {
-            let unit = service.set_unit_active(&unit_code(&code)?, false).await?;
+            let unit = service
+                .set_unit_active(&unit_code(&code)?, false, by)
+                .await?;
             writeln!(out, "deactivated {} {}", unit.code, unit.name)?;
         }
         UnitsCommand::Activate { code } => {
-            let unit = service.set_unit_active(&unit_code(&code)?, true).await?;
+            let unit = service
+                .set_unit_active(&unit_code(&code)?, true, by)
+                .await?;
             writeln!(out, "activated {} {}", unit.code, unit.name)?;
         }
     }
@@ -272,9 +291,9 @@ async fn units(service: &Service, cmd: UnitsCommand, out: &mut dyn Write) -> Res
 async fn tokens(
     service: &Service,
     cmd: TokensCommand,
+    actor: &Actor,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let actor = actor();
     let (change, what) = match cmd {
         TokensCommand::Register {
             serial: s,
@@ -298,7 +317,7 @@ async fn tokens(
                         manufacturer,
                     },
                     &reason,
-                    &actor,
+                    actor,
                 )
                 .await?;
             writeln!(
@@ -351,7 +370,7 @@ async fn tokens(
     };
     let Change { serial: s, reason } = change;
     let token = service
-        .change_token(&serial(&s)?, &what, &reason, &actor)
+        .change_token(&serial(&s)?, &what, &reason, actor)
         .await?;
     writeln!(
         out,
@@ -366,11 +385,30 @@ async fn tokens(
     Ok(())
 }
 
-async fn logins(service: &Service, args: &LoginsArgs, format: Format) -> Result<(), CliError> {
+/// Lists or exports a month of login records; an export (`exported_by`) is audited first.
+async fn logins(
+    service: &Service,
+    args: &LoginsArgs,
+    format: Format,
+    exported_by: Option<&Actor>,
+) -> Result<(), CliError> {
     let month = Month::parse(&args.month).map_err(|e| CliError::Invalid(e.to_string()))?;
     let under = args.unit.as_deref().map(unit_code).transpose()?;
     if let Some(u) = &under {
         service.unit(u).await?;
+    }
+    if let Some(by) = exported_by {
+        let mut detail = serde_json::Map::new();
+        detail.insert("month".into(), args.month.clone().into());
+        service
+            .record_read(
+                by,
+                &actions::LOGINS_EXPORT,
+                under.as_ref().map(|u| format!("unit:{u}")),
+                under.as_ref(),
+                detail,
+            )
+            .await?;
     }
     let stream = service.logins(LoginQuery {
         from: month.start(),
@@ -397,14 +435,11 @@ pub async fn serve(
         &config.resolve(&config.server.key),
         &config.resolve(&config.server.client_ca),
     )?;
-    let storage = config.database_location().open().await?;
-    let service = Service::new(
-        storage,
-        Arc::new(SystemClock),
-        SessionSettings {
-            ttl: config.session_ttl(),
-        },
-    );
+    let service = open_service(&config, Arc::new(SystemClock)).await?;
+    let retention = tokio::spawn(super::audit::retention_job(
+        service.clone(),
+        config.audit.retention_days,
+    ));
     let addr = config.server.listen;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -419,6 +454,7 @@ pub async fn serve(
         ..ServerLimits::default()
     };
     http::run(listener, tls, http::api::router(service), limits, shutdown).await;
+    retention.abort();
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!("stopped");
     Ok(())

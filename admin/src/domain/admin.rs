@@ -73,12 +73,13 @@ pub struct NewAdministrator {
 }
 
 /// An administrator as stored, with the unit it serves.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Administrator {
     pub id: i64,
     pub unit_code: UnitCode,
     pub unit_name: String,
     pub name: String,
+    #[schema(value_type = String, example = "13812345678")]
     pub mobile: Mobile,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,

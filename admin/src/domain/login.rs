@@ -10,7 +10,7 @@ use ukey_proto::{SpkiFingerprint, TokenSerial, UnitCode};
 use uuid::Uuid;
 
 /// What was attempted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LoginKind {
     /// `POST /api/v1/sessions`: the login proper.
@@ -121,12 +121,14 @@ impl Session {
 }
 
 /// A login record as read back for lists and exports.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct LoginRecord {
     pub id: i64,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
     pub kind: LoginKind,
+    /// `success` or a refusal code.
+    #[schema(value_type = String)]
     pub outcome: LoginOutcome,
     pub token_serial: Option<TokenSerial>,
     pub unit_code: Option<UnitCode>,

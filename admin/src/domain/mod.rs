@@ -1,6 +1,7 @@
 //! The domain: units, administrators, tokens, sessions and login records, with their rules.
 //! Nothing here does I/O; storage and the service layer enforce these rules through it.
 
+pub mod account;
 pub mod admin;
 pub mod login;
 pub mod month;
@@ -15,6 +16,3 @@ pub use token::{
     TransitionError,
 };
 pub use unit::{NewUnit, Unit, UnitKind};
-
-/// Who performed an operation: `cli:<user>` for the local command line, later an operator.
-pub type Actor = String;

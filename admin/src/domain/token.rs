@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use ukey_proto::api::Refusal;
 use ukey_proto::{SpkiFingerprint, TokenSerial, UnitCode};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum TokenStatus {
@@ -83,13 +83,14 @@ pub struct NewToken {
 }
 
 /// A token as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Token {
     pub id: i64,
     pub serial: TokenSerial,
     pub model: Option<String>,
     pub manufacturer: Option<String>,
     #[serde(skip)]
+    #[schema(ignore)]
     pub cert_der: Vec<u8>,
     pub fingerprint: SpkiFingerprint,
     pub cert_serial: String,
@@ -127,7 +128,7 @@ pub enum TokenChange {
 }
 
 /// What kind of entry a history row is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum TokenEventKind {
@@ -169,7 +170,7 @@ impl TokenEventKind {
 }
 
 /// One row of a token's history: what happened, and the status and unit afterwards.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TokenEvent {
     pub id: i64,
     pub serial: TokenSerial,

@@ -7,7 +7,7 @@ use ukey_proto::UnitCode;
 
 /// What kind of party organisation a unit is. The assessment counts 党委, 党工委 and 党总支 as
 /// "upper" organisations (总支及以上).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum UnitKind {

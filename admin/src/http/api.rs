@@ -1,4 +1,5 @@
-//! API v1 for tokens: thin handlers over the service, and the OpenAPI document.
+//! API v1: the token API (thin handlers over the service), the management API
+//! ([`super::manage`]), and the OpenAPI document of both.
 
 use super::ConnectionInfo;
 use super::error::HttpError;
@@ -26,6 +27,7 @@ pub fn router(service: Service) -> Router {
         .route("/api/v1/me", get(me))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/healthz", get(health))
+        .merge(super::manage::routes())
         .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(service)
 }
@@ -40,7 +42,9 @@ struct ApiDoc;
 
 /// The OpenAPI document of API v1.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    let mut doc = ApiDoc::openapi();
+    doc.merge(super::manage::ManageDoc::openapi());
+    doc
 }
 
 /// The request's context: client certificate and address from the connection, language from

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod error;
+pub mod manage;
 mod server;
 pub mod tls;
 

@@ -14,7 +14,7 @@ pub(crate) mod forms;
 pub mod read;
 
 pub use forms::EXPORT_HEADER as UNIT_EXPORT_HEADER;
-pub use read::{ReadError, Row, read_rows};
+pub use read::{ReadError, Row, read_rows, read_rows_from_bytes};
 
 use crate::domain::{Administrator, NewAdministrator, NewUnit, Unit};
 use serde::Serialize;

@@ -78,26 +78,50 @@ pub fn read_csv(bytes: &[u8]) -> Result<Vec<Row>, String> {
             .unwrap_or(0);
         rows.push(Row {
             line,
-            cells: record.iter().map(|c| c.trim().to_owned()).collect(),
+            cells: record
+                .iter()
+                .map(|c| undo_formula_escape(c.trim()))
+                .collect(),
         });
     }
     Ok(rows)
 }
 
-fn read_workbook(path: &Path) -> Result<Vec<Row>, ReadError> {
+/// Exports put an apostrophe before a cell a spreadsheet would run as a formula
+/// (`crate::audit::spreadsheet_safe`); reading such a file back takes it off again.
+fn undo_formula_escape(cell: &str) -> String {
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(['=', '+', '-', '@']) => rest.to_owned(),
+        _ => cell.to_owned(),
+    }
+}
+
+/// Rows of a file given as bytes (an upload): CSV, or a workbook when `workbook` is true.
+pub fn read_rows_from_bytes(bytes: &[u8], workbook: bool) -> Result<Vec<Row>, ReadError> {
+    let path = std::path::PathBuf::from("(upload)");
+    if !workbook {
+        return read_csv(bytes).map_err(|detail| ReadError::Csv { path, detail });
+    }
     let bad = |detail: String| ReadError::Spreadsheet {
-        path: path.to_owned(),
+        path: path.clone(),
         detail,
     };
-    let mut workbook = calamine::open_workbook_auto(path).map_err(|e| bad(e.to_string()))?;
+    let mut workbook = calamine::open_workbook_auto_from_rs(std::io::Cursor::new(bytes))
+        .map_err(|e| bad(e.to_string()))?;
+    rows_of_first_sheet(&mut workbook).map_err(bad)
+}
+
+fn rows_of_first_sheet<R: std::io::Read + std::io::Seek>(
+    workbook: &mut calamine::Sheets<R>,
+) -> Result<Vec<Row>, String> {
     let sheet = workbook
         .sheet_names()
         .first()
         .cloned()
-        .ok_or_else(|| bad("the workbook has no sheet".into()))?;
+        .ok_or_else(|| "the workbook has no sheet".to_owned())?;
     let range = workbook
         .worksheet_range(&sheet)
-        .map_err(|e| bad(e.to_string()))?;
+        .map_err(|e| e.to_string())?;
     let first_row = range.start().map(|(r, _)| r as usize).unwrap_or(0);
     Ok(range
         .rows()
@@ -107,6 +131,15 @@ fn read_workbook(path: &Path) -> Result<Vec<Row>, ReadError> {
             cells: cells.iter().map(cell_text).collect(),
         })
         .collect())
+}
+
+fn read_workbook(path: &Path) -> Result<Vec<Row>, ReadError> {
+    let bad = |detail: String| ReadError::Spreadsheet {
+        path: path.to_owned(),
+        detail,
+    };
+    let mut workbook = calamine::open_workbook_auto(path).map_err(|e| bad(e.to_string()))?;
+    rows_of_first_sheet(&mut workbook).map_err(bad)
 }
 
 fn cell_text(cell: &Data) -> String {

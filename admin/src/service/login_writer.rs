@@ -3,6 +3,7 @@
 //! in one transaction and then acknowledges each. Under load the batch grows by itself while
 //! the previous commit is in flight; when idle a login is committed alone, with no added delay.
 
+use crate::audit::AuditKey;
 use crate::domain::LoginWrite;
 use crate::service::ServiceError;
 use crate::storage::{Storage, StorageError};
@@ -23,9 +24,10 @@ pub struct LoginWriter {
 }
 
 impl LoginWriter {
-    pub fn spawn(storage: Arc<dyn Storage>) -> LoginWriter {
+    /// Each login is written with its audit record, signed with `key`.
+    pub fn spawn(storage: Arc<dyn Storage>, key: Arc<AuditKey>) -> LoginWriter {
         let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(storage, rx));
+        tokio::spawn(run(storage, key, rx));
         LoginWriter { queue }
     }
 
@@ -44,11 +46,15 @@ impl LoginWriter {
     }
 }
 
-async fn run(storage: Arc<dyn Storage>, mut rx: mpsc::Receiver<(LoginWrite, Ack)>) {
+async fn run(
+    storage: Arc<dyn Storage>,
+    key: Arc<AuditKey>,
+    mut rx: mpsc::Receiver<(LoginWrite, Ack)>,
+) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         let (writes, acks): (Vec<LoginWrite>, Vec<Ack>) = jobs.drain(..).unzip();
-        match storage.record_logins(&writes).await {
+        match storage.record_logins(&writes, &key).await {
             Ok(()) => {
                 for ack in acks {
                     let _ = ack.send(Ok(()));
@@ -66,7 +72,7 @@ async fn run(storage: Arc<dyn Storage>, mut rx: mpsc::Receiver<(LoginWrite, Ack)
                 tracing::warn!(error = %e, batch = writes.len(), "batch failed; writing one by one");
                 for (write, ack) in writes.into_iter().zip(acks) {
                     let result = storage
-                        .record_logins(std::slice::from_ref(&write))
+                        .record_logins(std::slice::from_ref(&write), &key)
                         .await
                         .map_err(Arc::new);
                     if let Err(e) = &result {

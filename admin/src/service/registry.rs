@@ -1,14 +1,16 @@
-//! Managing units, administrators and tokens. Today the CLI calls these directly on the
-//! database; the management API (with operators, roles and the audit trail) will call the
-//! same functions, so every rule lives here once.
+//! Managing units, administrators and tokens: the CLI (directly on the database) and the
+//! management API (after authorization) call the same functions, so every rule lives here
+//! once. Every change is written with its audit record in one transaction, naming the actor.
 
+use super::authz::{Action, Actor, actions};
 use super::{Service, ServiceError};
+use crate::audit::{AuditEntry, AuditResult};
 use crate::domain::unit::clean_name;
 use crate::domain::{
-    Actor, Administrator, LoginRecord, Mobile, NewAdministrator, NewToken, NewUnit, Token,
-    TokenChange, TokenEvent, TokenState, Unit, UnitKind,
+    Administrator, LoginRecord, Mobile, NewAdministrator, NewToken, NewUnit, Token, TokenChange,
+    TokenEvent, TokenState, Unit, UnitKind,
 };
-use crate::storage::{LoginQuery, StorageError, TokenFilter};
+use crate::storage::{LoginPageQuery, LoginQuery, StorageError, TokenFilter, UnitUpdate};
 use futures::stream::BoxStream;
 use time::OffsetDateTime;
 use ukey_certs::ClientIdentity;
@@ -51,18 +53,33 @@ fn optional_text(what: &str, v: Option<String>) -> Result<Option<String>, Servic
 }
 
 impl Service {
-    pub async fn add_unit(&self, unit: NewUnit) -> Result<Unit, ServiceError> {
-        let unit = NewUnit {
-            name: clean_name(&unit.name)
-                .map_err(|e| ServiceError::InvalidInput(format!("unit name: {e}")))?,
-            short_name: optional_text("short name", unit.short_name)?,
-            contact_name: optional_text("contact", unit.contact_name)?,
-            contact_phone: optional_text("contact phone", unit.contact_phone)?,
-            ..unit
-        };
-        let created = self.storage.insert_unit(&unit, self.clock.now()).await?;
-        tracing::info!(unit = %created.code, name = %created.name, "unit added");
-        Ok(created)
+    fn entry(&self, by: &Actor, action: &Action, target: String) -> AuditEntry {
+        by.entry(self.clock.now(), action.code, AuditResult::Success)
+            .target(target)
+    }
+
+    pub async fn add_unit(&self, unit: NewUnit, by: &Actor) -> Result<Unit, ServiceError> {
+        let mut entry = self.entry(by, &actions::UNIT_CREATE, format!("unit:{}", unit.code));
+        // Recorded under the parent: the unit does not exist yet when the attempt fails.
+        entry.unit = unit.parent.clone().or_else(|| Some(unit.code.clone()));
+        let result = async {
+            let unit = NewUnit {
+                name: clean_name(&unit.name)
+                    .map_err(|e| ServiceError::InvalidInput(format!("unit name: {e}")))?,
+                short_name: optional_text("short name", unit.short_name)?,
+                contact_name: optional_text("contact", unit.contact_name)?,
+                contact_phone: optional_text("contact phone", unit.contact_phone)?,
+                ..unit
+            };
+            let created = self
+                .storage
+                .insert_unit(&unit, self.clock.now(), self.audited(entry.clone()))
+                .await?;
+            tracing::info!(unit = %created.code, name = %created.name, by = %by.name, "unit added");
+            Ok(created)
+        }
+        .await;
+        self.finish(entry, result).await
     }
 
     pub async fn unit(&self, code: &UnitCode) -> Result<Unit, ServiceError> {
@@ -83,42 +100,129 @@ impl Service {
         &self,
         code: &UnitCode,
         parent: Option<&UnitCode>,
+        by: &Actor,
     ) -> Result<Unit, ServiceError> {
-        let moved = self
+        let entry = self
+            .entry(by, &actions::UNIT_MOVE, format!("unit:{code}"))
+            .unit(Some(code));
+        let result = self
             .storage
-            .move_unit(code, parent, self.clock.now())
-            .await?;
-        tracing::info!(unit = %code, parent = ?parent.map(UnitCode::as_str), "unit moved");
-        Ok(moved)
+            .move_unit(code, parent, self.clock.now(), self.audited(entry.clone()))
+            .await
+            .map_err(ServiceError::from);
+        if result.is_ok() {
+            tracing::info!(unit = %code, parent = ?parent.map(UnitCode::as_str), by = %by.name, "unit moved");
+        }
+        self.finish(entry, result).await
     }
 
     pub async fn set_unit_active(
         &self,
         code: &UnitCode,
         active: bool,
+        by: &Actor,
     ) -> Result<Unit, ServiceError> {
-        let unit = self
+        let update = UnitUpdate {
+            active: Some(active),
+            ..UnitUpdate::default()
+        };
+        self.update_unit(code, update, by).await
+    }
+
+    /// Changes a unit's fields (not its code; its place by [`Service::move_unit`]).
+    pub async fn update_unit(
+        &self,
+        code: &UnitCode,
+        update: UnitUpdate,
+        by: &Actor,
+    ) -> Result<Unit, ServiceError> {
+        let entry = self
+            .entry(by, &actions::UNIT_UPDATE, format!("unit:{code}"))
+            .unit(Some(code));
+        let result = async {
+            let clean = |what: &str, v: Option<Option<String>>| match v {
+                None => Ok(None),
+                Some(v) => optional_text(what, v).map(Some),
+            };
+            let update = UnitUpdate {
+                name: update
+                    .name
+                    .map(|n| {
+                        clean_name(&n)
+                            .map_err(|e| ServiceError::InvalidInput(format!("unit name: {e}")))
+                    })
+                    .transpose()?,
+                short_name: clean("short name", update.short_name)?,
+                contact_name: clean("contact", update.contact_name)?,
+                contact_phone: clean("contact phone", update.contact_phone)?,
+                ..update
+            };
+            let unit = self
+                .storage
+                .update_unit(code, &update, self.clock.now(), self.audited(entry.clone()))
+                .await?;
+            tracing::info!(unit = %code, by = %by.name, "unit changed");
+            Ok(unit)
+        }
+        .await;
+        self.finish(entry, result).await
+    }
+
+    /// Deletes a unit nothing refers to (a unit with history is deactivated instead).
+    pub async fn delete_unit(&self, code: &UnitCode, by: &Actor) -> Result<(), ServiceError> {
+        let entry = self
+            .entry(by, &actions::UNIT_DELETE, format!("unit:{code}"))
+            .unit(Some(code));
+        let result = self
             .storage
-            .set_unit_active(code, active, self.clock.now())
-            .await?;
-        tracing::info!(unit = %code, active, "unit activity changed");
-        Ok(unit)
+            .delete_unit(code, self.audited(entry.clone()))
+            .await
+            .map_err(ServiceError::from);
+        if result.is_ok() {
+            tracing::info!(unit = %code, by = %by.name, "unit deleted");
+        }
+        self.finish(entry, result).await
     }
 
     /// Stores an import plan that has already been checked (see [`crate::import`]): all of it,
-    /// or nothing.
+    /// or nothing. `under` is the unit the import concerns (for the audit record).
     pub async fn import(
         &self,
         units: &[NewUnit],
         admins: &[NewAdministrator],
+        under: Option<&UnitCode>,
+        by: &Actor,
     ) -> Result<(), ServiceError> {
-        self.storage.import(units, admins, self.clock.now()).await?;
-        tracing::info!(
-            units = units.len(),
-            administrators = admins.len(),
-            "import stored"
-        );
-        Ok(())
+        let entry = self
+            .entry(
+                by,
+                &actions::UNITS_IMPORT,
+                under.map_or("units".to_owned(), |u| format!("unit:{u}")),
+            )
+            .unit(under)
+            .detail("units", units.len())
+            .detail("administrators", admins.len())
+            .detail(
+                "unit_codes",
+                units
+                    .iter()
+                    .map(|u| u.code.as_str().to_owned())
+                    .collect::<Vec<_>>(),
+            );
+        let result = self
+            .storage
+            .import(units, admins, self.clock.now(), self.audited(entry.clone()))
+            .await
+            .map_err(ServiceError::from);
+        if result.is_ok() {
+            tracing::info!(
+                units = units.len(),
+                administrators = admins.len(),
+                by = %by.name,
+                "import stored"
+            );
+        }
+        self.finish(entry, result).await
     }
 
     pub async fn add_administrator(
@@ -126,19 +230,84 @@ impl Service {
         unit: UnitCode,
         name: &str,
         mobile: &str,
+        by: &Actor,
     ) -> Result<Administrator, ServiceError> {
-        let admin = NewAdministrator {
-            unit,
-            name: clean_name(name)
-                .map_err(|e| ServiceError::InvalidInput(format!("administrator name: {e}")))?,
-            mobile: Mobile::parse(mobile).map_err(|e| ServiceError::InvalidInput(e.to_string()))?,
-        };
-        let added = self
+        let entry = self
+            .entry(by, &actions::ADMIN_CREATE, format!("unit:{unit}"))
+            .unit(Some(&unit));
+        let result = async {
+            let admin = NewAdministrator {
+                unit,
+                name: clean_name(name)
+                    .map_err(|e| ServiceError::InvalidInput(format!("administrator name: {e}")))?,
+                mobile: Mobile::parse(mobile)
+                    .map_err(|e| ServiceError::InvalidInput(e.to_string()))?,
+            };
+            let mut entry = entry.clone();
+            entry = entry
+                .detail("name", admin.name.clone())
+                .detail("mobile", admin.mobile.as_str());
+            let added = self
+                .storage
+                .insert_administrator(&admin, self.clock.now(), self.audited(entry))
+                .await?;
+            tracing::info!(unit = %added.unit_code, by = %by.name, "administrator added");
+            Ok(added)
+        }
+        .await;
+        self.finish(entry, result).await
+    }
+
+    pub async fn administrator(&self, id: i64) -> Result<Option<Administrator>, ServiceError> {
+        Ok(self.storage.administrator(id).await?)
+    }
+
+    pub async fn update_administrator(
+        &self,
+        admin: &Administrator,
+        name: &str,
+        mobile: &str,
+        by: &Actor,
+    ) -> Result<Administrator, ServiceError> {
+        let entry = self
+            .entry(
+                by,
+                &actions::ADMIN_UPDATE,
+                format!("administrator:{}", admin.id),
+            )
+            .unit(Some(&admin.unit_code));
+        let result = async {
+            let name = clean_name(name)
+                .map_err(|e| ServiceError::InvalidInput(format!("administrator name: {e}")))?;
+            let mobile =
+                Mobile::parse(mobile).map_err(|e| ServiceError::InvalidInput(e.to_string()))?;
+            Ok(self
+                .storage
+                .update_administrator(admin.id, &name, &mobile, self.audited(entry.clone()))
+                .await?)
+        }
+        .await;
+        self.finish(entry, result).await
+    }
+
+    pub async fn delete_administrator(
+        &self,
+        admin: &Administrator,
+        by: &Actor,
+    ) -> Result<(), ServiceError> {
+        let entry = self
+            .entry(
+                by,
+                &actions::ADMIN_DELETE,
+                format!("administrator:{}", admin.id),
+            )
+            .unit(Some(&admin.unit_code));
+        let result = self
             .storage
-            .insert_administrator(&admin, self.clock.now())
-            .await?;
-        tracing::info!(unit = %added.unit_code, "administrator added");
-        Ok(added)
+            .delete_administrator(admin.id, self.audited(entry.clone()))
+            .await
+            .map_err(ServiceError::from);
+        self.finish(entry, result).await
     }
 
     pub async fn administrators(
@@ -155,50 +324,67 @@ impl Service {
         &self,
         registration: TokenRegistration,
         reason_text: &str,
-        actor: &Actor,
+        by: &Actor,
     ) -> Result<Token, ServiceError> {
-        let why = reason(reason_text)?;
-        let identity = ClientIdentity::from_pem_or_der(&registration.certificate)?;
-        if identity.token != registration.serial {
-            return Err(ServiceError::CertificateMismatch {
-                what: "token",
-                named: identity.token.to_string(),
-                given: registration.serial.to_string(),
-            });
-        }
-        if let Some(unit) = &registration.unit
-            && *unit != identity.unit
-        {
-            return Err(ServiceError::CertificateMismatch {
-                what: "unit",
-                named: identity.unit.to_string(),
-                given: unit.to_string(),
-            });
-        }
-        let der = ukey_certs::decode_pem_or_der(&registration.certificate, "CERTIFICATE")
-            .map_err(|e| ServiceError::InvalidInput(format!("certificate: {e}")))?;
-        let new = NewToken {
-            serial: registration.serial,
-            model: optional_text("model", registration.model)?,
-            manufacturer: optional_text("manufacturer", registration.manufacturer)?,
-            cert_der: der,
-            fingerprint: identity.fingerprint(),
-            cert_serial: identity.serial().to_hex(),
-            not_before: identity.certificate.not_before,
-            not_after: identity.certificate.not_after,
-        };
-        let token = self
-            .storage
-            .register_token(
-                &new,
-                registration.unit.as_ref(),
-                actor,
-                &why,
-                self.clock.now(),
+        let entry = self
+            .entry(
+                by,
+                &actions::TOKEN_REGISTER,
+                format!("token:{}", registration.serial),
             )
-            .await?;
-        tracing::info!(token = %token.serial, unit = ?token.unit_code.as_ref().map(UnitCode::as_str), status = %token.status, "token registered");
-        Ok(token)
+            .unit(registration.unit.as_ref())
+            .detail("reason", reason_text.trim());
+        let result = async {
+            let why = reason(reason_text)?;
+            let identity = ClientIdentity::from_pem_or_der(&registration.certificate)?;
+            if identity.token != registration.serial {
+                return Err(ServiceError::CertificateMismatch {
+                    what: "token",
+                    named: identity.token.to_string(),
+                    given: registration.serial.to_string(),
+                });
+            }
+            if let Some(unit) = &registration.unit
+                && *unit != identity.unit
+            {
+                return Err(ServiceError::CertificateMismatch {
+                    what: "unit",
+                    named: identity.unit.to_string(),
+                    given: unit.to_string(),
+                });
+            }
+            let der = ukey_certs::decode_pem_or_der(&registration.certificate, "CERTIFICATE")
+                .map_err(|e| ServiceError::InvalidInput(format!("certificate: {e}")))?;
+            let new = NewToken {
+                serial: registration.serial,
+                model: optional_text("model", registration.model)?,
+                manufacturer: optional_text("manufacturer", registration.manufacturer)?,
+                cert_der: der,
+                fingerprint: identity.fingerprint(),
+                cert_serial: identity.serial().to_hex(),
+                not_before: identity.certificate.not_before,
+                not_after: identity.certificate.not_after,
+            };
+            let entry = entry
+                .clone()
+                .detail("fingerprint", new.fingerprint.to_hex())
+                .detail("cert_serial", new.cert_serial.clone());
+            let token = self
+                .storage
+                .register_token(
+                    &new,
+                    registration.unit.as_ref(),
+                    &by.name,
+                    &why,
+                    self.clock.now(),
+                    self.audited(entry),
+                )
+                .await?;
+            tracing::info!(token = %token.serial, unit = ?token.unit_code.as_ref().map(UnitCode::as_str), status = %token.status, by = %by.name, "token registered");
+            Ok(token)
+        }
+        .await;
+        self.finish(entry, result).await
     }
 
     pub async fn change_token(
@@ -206,15 +392,46 @@ impl Service {
         serial: &TokenSerial,
         change: &TokenChange,
         reason_text: &str,
-        actor: &Actor,
+        by: &Actor,
     ) -> Result<Token, ServiceError> {
-        let why = reason(reason_text)?;
-        let token = self
-            .storage
-            .change_token(serial, change, actor, &why, self.clock.now())
-            .await?;
-        tracing::info!(token = %serial, unit = ?token.unit_code.as_ref().map(UnitCode::as_str), status = %token.status, change = ?change, "token changed");
-        Ok(token)
+        let action = match change {
+            TokenChange::Bind(_) => &actions::TOKEN_BIND,
+            TokenChange::Rebind(_) => &actions::TOKEN_REBIND,
+            TokenChange::Suspend => &actions::TOKEN_SUSPEND,
+            TokenChange::Resume => &actions::TOKEN_RESUME,
+            TokenChange::Lost => &actions::TOKEN_LOST,
+            _ => &actions::TOKEN_REVOKE,
+        };
+        let mut entry = self
+            .entry(by, action, format!("token:{serial}"))
+            .detail("reason", reason_text.trim());
+        if let TokenChange::Revoke {
+            replaced_by: Some(other),
+        } = change
+        {
+            entry = entry.detail("replaced_by", other.as_str());
+        }
+        if let Ok(Some(token)) = self.storage.token(serial).await {
+            entry.unit = token.unit_code;
+        }
+        let result = async {
+            let why = reason(reason_text)?;
+            let token = self
+                .storage
+                .change_token(
+                    serial,
+                    change,
+                    &by.name,
+                    &why,
+                    self.clock.now(),
+                    self.audited(entry.clone()),
+                )
+                .await?;
+            tracing::info!(token = %serial, unit = ?token.unit_code.as_ref().map(UnitCode::as_str), status = %token.status, change = ?change, by = %by.name, "token changed");
+            Ok(token)
+        }
+        .await;
+        self.finish(entry, result).await
     }
 
     pub async fn token(&self, serial: &TokenSerial) -> Result<Token, ServiceError> {
@@ -248,6 +465,13 @@ impl Service {
         query: LoginQuery,
     ) -> BoxStream<'static, Result<LoginRecord, StorageError>> {
         self.storage.logins(query)
+    }
+
+    pub async fn login_page(
+        &self,
+        query: &LoginPageQuery,
+    ) -> Result<Vec<LoginRecord>, ServiceError> {
+        Ok(self.storage.login_page(query).await?)
     }
 }
 

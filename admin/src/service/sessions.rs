@@ -6,6 +6,7 @@
 //! alone would let a suspended or revoked token through.
 
 use super::{Service, ServiceError};
+use crate::audit::{AuditEntry, AuditResult};
 use crate::domain::{LoginKind, LoginOutcome, LoginWrite, NewSession, Session};
 use crate::storage::Credential;
 use std::net::SocketAddr;
@@ -174,8 +175,19 @@ impl Service {
     /// `DELETE /api/v1/sessions/{id}`: logout.
     pub async fn end_session(&self, ctx: &RequestContext, id: Uuid) -> Result<(), ServiceError> {
         let (auth, session) = self.check_session(ctx, Some(id)).await?;
+        let now = self.clock.now();
+        let mut entry = AuditEntry::new(
+            now,
+            &format!("token:{}", auth.serial),
+            "token.logout",
+            AuditResult::Success,
+        )
+        .target(format!("unit:{}", auth.unit.code))
+        .unit(Some(&auth.unit.code))
+        .detail("session", session.id.to_string());
+        entry.source = ctx.source.map(|s| s.to_string());
         self.storage
-            .end_session(session.id, self.clock.now())
+            .end_session(session.id, now, self.audited(entry))
             .await?;
         tracing::info!(token = %auth.serial, unit = %auth.unit.code, session = %id, "session ended");
         Ok(())

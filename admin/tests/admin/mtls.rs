@@ -1,7 +1,7 @@
 //! The token API over real mutual TLS: certificates from the test PKI (rustls client) and a
 //! key on a SoftHSM token (curl with the PKCS#11 engine).
 
-use crate::support::{Store, TestServer, TlsClient, code, new_token, new_unit, serial};
+use crate::support::{Store, TestServer, TlsClient, audited, code, new_token, new_unit, serial};
 use futures::TryStreamExt;
 use ukey_admin::domain::{LoginKind, LoginOutcome, LoginRecord, Month, TokenChange, UnitKind};
 use ukey_admin::service::Service;
@@ -12,9 +12,13 @@ use uuid::Uuid;
 async fn units(service: &Service) {
     let s = service.storage();
     let now = service.clock().now();
-    s.insert_unit(&new_unit("D", "涪陵区委", UnitKind::Committee, None), now)
-        .await
-        .unwrap();
+    s.insert_unit(
+        &new_unit("D", "涪陵区委", UnitKind::Committee, None),
+        now,
+        audited(),
+    )
+    .await
+    .unwrap();
     s.insert_unit(
         &new_unit(
             "01",
@@ -23,6 +27,7 @@ async fn units(service: &Service) {
             Some("D"),
         ),
         now,
+        audited(),
     )
     .await
     .unwrap();
@@ -52,7 +57,7 @@ async fn a_token_logs_in_over_mutual_tls_and_the_login_is_recorded() {
     server
         .service
         .storage()
-        .register_token(&token, Some(&code("01")), "test", "issued", now)
+        .register_token(&token, Some(&code("01")), "test", "issued", now, audited())
         .await
         .unwrap();
 
@@ -129,19 +134,27 @@ async fn unknown_suspended_and_revoked_tokens_are_refused_and_recorded() {
     let (suspended, suspended_cert) = new_token(&pki, "01", "SUS");
     let (revoked, revoked_cert) = new_token(&pki, "01", "REV");
     for t in [&suspended, &revoked] {
-        s.register_token(t, Some(&code("01")), "test", "issued", now)
+        s.register_token(t, Some(&code("01")), "test", "issued", now, audited())
             .await
             .unwrap();
     }
-    s.change_token(&serial("SUS"), &TokenChange::Suspend, "test", "audit", now)
-        .await
-        .unwrap();
+    s.change_token(
+        &serial("SUS"),
+        &TokenChange::Suspend,
+        "test",
+        "audit",
+        now,
+        audited(),
+    )
+    .await
+    .unwrap();
     s.change_token(
         &serial("REV"),
         &TokenChange::Revoke { replaced_by: None },
         "test",
         "broken",
         now,
+        audited(),
     )
     .await
     .unwrap();
@@ -221,7 +234,7 @@ async fn a_token_suspended_while_its_client_holds_a_resumed_session_and_a_kept_a
     server
         .service
         .storage()
-        .register_token(&token, Some(&code("01")), "test", "issued", now)
+        .register_token(&token, Some(&code("01")), "test", "issued", now, audited())
         .await
         .unwrap();
     let client = TlsClient::new(pki.ca_pem(), Some(&cert));
@@ -255,7 +268,7 @@ async fn a_token_suspended_while_its_client_holds_a_resumed_session_and_a_kept_a
             &serial("T1"),
             &TokenChange::Suspend,
             "reported by the unit",
-            &"test".to_owned(),
+            &ukey_admin::service::Actor::cli(),
         )
         .await
         .unwrap();
@@ -304,7 +317,7 @@ async fn a_session_ends_at_its_expiry_and_requests_in_it_are_then_refused() {
     server
         .service
         .storage()
-        .register_token(&token, Some(&code("01")), "test", "issued", now)
+        .register_token(&token, Some(&code("01")), "test", "issued", now, audited())
         .await
         .unwrap();
     let mut conn = TlsClient::new(pki.ca_pem(), Some(&cert))

@@ -1,6 +1,6 @@
 //! The storage suite: every case runs on SQLite and on PostgreSQL.
 
-use crate::support::{code, new_token, new_unit, serial, t0};
+use crate::support::{audited, code, new_token, new_unit, serial, t0, test_key};
 use futures::TryStreamExt;
 use std::sync::Arc;
 use time::Duration;
@@ -51,9 +51,13 @@ on_both_backends!(
 );
 
 async fn tree(s: &Arc<dyn Storage>) {
-    s.insert_unit(&new_unit("D", "涪陵区委", UnitKind::Committee, None), t0())
-        .await
-        .unwrap();
+    s.insert_unit(
+        &new_unit("D", "涪陵区委", UnitKind::Committee, None),
+        t0(),
+        audited(),
+    )
+    .await
+    .unwrap();
     for (c, name, kind, parent) in [
         ("01", "李渡街道党工委", UnitKind::WorkingCommittee, "D"),
         ("02", "敦仁街道党工委", UnitKind::WorkingCommittee, "D"),
@@ -61,7 +65,7 @@ async fn tree(s: &Arc<dyn Storage>) {
         ("01-1-1", "第一党支部", UnitKind::Branch, "01-1"),
         ("01-2", "第二党支部", UnitKind::Branch, "01"),
     ] {
-        s.insert_unit(&new_unit(c, name, kind, Some(parent)), t0())
+        s.insert_unit(&new_unit(c, name, kind, Some(parent)), t0(), audited())
             .await
             .unwrap();
     }
@@ -86,6 +90,7 @@ async fn units_form_a_tree_and_a_subtree_is_every_unit_below(s: Arc<dyn Storage>
         .insert_unit(
             &new_unit("01", "别的名字", UnitKind::Branch, Some("D")),
             t0(),
+            audited(),
         )
         .await;
     assert!(
@@ -96,6 +101,7 @@ async fn units_form_a_tree_and_a_subtree_is_every_unit_below(s: Arc<dyn Storage>
         .insert_unit(
             &new_unit("03", "李渡街道党工委", UnitKind::Branch, Some("D")),
             t0(),
+            audited(),
         )
         .await;
     assert!(
@@ -106,6 +112,7 @@ async fn units_form_a_tree_and_a_subtree_is_every_unit_below(s: Arc<dyn Storage>
     s.insert_unit(
         &new_unit("02-1", "第二党支部", UnitKind::Branch, Some("02")),
         t0(),
+        audited(),
     )
     .await
     .unwrap();
@@ -113,6 +120,7 @@ async fn units_form_a_tree_and_a_subtree_is_every_unit_below(s: Arc<dyn Storage>
         .insert_unit(
             &new_unit("04", "某支部", UnitKind::Branch, Some("nowhere")),
             t0(),
+            audited(),
         )
         .await;
     assert!(
@@ -124,7 +132,7 @@ async fn units_form_a_tree_and_a_subtree_is_every_unit_below(s: Arc<dyn Storage>
 async fn moving_a_unit_carries_its_subtree_and_never_makes_a_cycle(s: Arc<dyn Storage>) {
     tree(&s).await;
     let moved = s
-        .move_unit(&code("01-1"), Some(&code("02")), t0())
+        .move_unit(&code("01-1"), Some(&code("02")), t0(), audited())
         .await
         .unwrap();
     assert_eq!(moved.parent_code, Some(code("02")));
@@ -139,13 +147,18 @@ async fn moving_a_unit_carries_its_subtree_and_never_makes_a_cycle(s: Arc<dyn St
     assert_eq!(s.unit(&code("01-1-1")).await.unwrap().unwrap().depth, 3);
 
     for (unit, parent) in [("02", "01-1-1"), ("02", "02")] {
-        let cycle = s.move_unit(&code(unit), Some(&code(parent)), t0()).await;
+        let cycle = s
+            .move_unit(&code(unit), Some(&code(parent)), t0(), audited())
+            .await;
         assert!(
             matches!(cycle, Err(StorageError::Cycle { .. })),
             "{cycle:?}"
         );
     }
-    let top = s.move_unit(&code("01-1"), None, t0()).await.unwrap();
+    let top = s
+        .move_unit(&code("01-1"), None, t0(), audited())
+        .await
+        .unwrap();
     assert_eq!((top.depth, top.parent_code), (0, None));
     assert_eq!(s.unit(&code("01-1-1")).await.unwrap().unwrap().depth, 1);
 }
@@ -163,6 +176,7 @@ async fn administrators_are_listed_by_subtree(s: Arc<dyn Storage>) {
                 mobile: Mobile::parse(mobile).unwrap(),
             },
             t0(),
+            audited(),
         )
         .await
         .unwrap();
@@ -179,7 +193,14 @@ async fn a_bound_token_moves_to_another_unit_only_by_an_explicit_rebind(s: Arc<d
     let pki = TestPki::new();
     let (token, _) = new_token(&pki, "01", "T1");
     let t = s
-        .register_token(&token, Some(&code("01")), "cli:test", "new key", t0())
+        .register_token(
+            &token,
+            Some(&code("01")),
+            "cli:test",
+            "new key",
+            t0(),
+            audited(),
+        )
         .await
         .unwrap();
     assert_eq!(t.status, TokenStatus::Active);
@@ -192,6 +213,7 @@ async fn a_bound_token_moves_to_another_unit_only_by_an_explicit_rebind(s: Arc<d
             "cli:test",
             "grab",
             t0(),
+            audited(),
         )
         .await;
     assert!(
@@ -215,6 +237,7 @@ async fn a_bound_token_moves_to_another_unit_only_by_an_explicit_rebind(s: Arc<d
             "cli:test",
             "unit merged",
             t0(),
+            audited(),
         )
         .await
         .unwrap();
@@ -231,7 +254,7 @@ async fn a_unit_holds_two_tokens(s: Arc<dyn Storage>) {
     let pki = TestPki::new();
     for sn in ["T1", "T2"] {
         let (token, _) = new_token(&pki, "01-2", sn);
-        s.register_token(&token, None, "cli:test", "delivered", t0())
+        s.register_token(&token, None, "cli:test", "delivered", t0(), audited())
             .await
             .unwrap();
         let t = s
@@ -241,6 +264,7 @@ async fn a_unit_holds_two_tokens(s: Arc<dyn Storage>) {
                 "cli:test",
                 "issued",
                 t0(),
+                audited(),
             )
             .await
             .unwrap();
@@ -283,11 +307,13 @@ async fn a_token_is_registered_once_by_serial_and_once_by_key(s: Arc<dyn Storage
     tree(&s).await;
     let pki = TestPki::new();
     let (token, _) = new_token(&pki, "01", "T1");
-    s.register_token(&token, None, "cli:test", "r", t0())
+    s.register_token(&token, None, "cli:test", "r", t0(), audited())
         .await
         .unwrap();
     let (other, _) = new_token(&pki, "01", "T1");
-    let again = s.register_token(&other, None, "cli:test", "r", t0()).await;
+    let again = s
+        .register_token(&other, None, "cli:test", "r", t0(), audited())
+        .await;
     assert!(
         matches!(again, Err(StorageError::DuplicateSerial(_))),
         "{again:?}"
@@ -295,7 +321,7 @@ async fn a_token_is_registered_once_by_serial_and_once_by_key(s: Arc<dyn Storage
     let mut same_key = token.clone();
     same_key.serial = serial("T9");
     let copy = s
-        .register_token(&same_key, None, "cli:test", "r", t0())
+        .register_token(&same_key, None, "cli:test", "r", t0(), audited())
         .await;
     assert!(
         matches!(copy, Err(StorageError::DuplicateFingerprint(ref s)) if s.as_str() == "T1"),
@@ -308,6 +334,7 @@ async fn a_token_is_registered_once_by_serial_and_once_by_key(s: Arc<dyn Storage
             "cli:test",
             "r",
             t0(),
+            audited(),
         )
         .await;
     assert!(
@@ -328,6 +355,7 @@ async fn the_state_of_every_token_at_a_past_instant_comes_from_its_history(s: Ar
             "cli:test",
             "issued",
             month_start,
+            audited(),
         )
         .await
         .unwrap();
@@ -339,6 +367,7 @@ async fn the_state_of_every_token_at_a_past_instant_comes_from_its_history(s: Ar
         "cli:test",
         "broken",
         t0(),
+        audited(),
     )
     .await
     .unwrap();
@@ -348,6 +377,7 @@ async fn the_state_of_every_token_at_a_past_instant_comes_from_its_history(s: Ar
         "cli:test",
         "audit",
         t0(),
+        audited(),
     )
     .await
     .unwrap();
@@ -357,6 +387,7 @@ async fn the_state_of_every_token_at_a_past_instant_comes_from_its_history(s: Ar
         "cli:test",
         "cleared",
         t0() + Duration::days(1),
+        audited(),
     )
     .await
     .unwrap();
@@ -407,7 +438,7 @@ async fn the_credential_lookup_sees_a_status_change_at_once(s: Arc<dyn Storage>)
     tree(&s).await;
     let pki = TestPki::new();
     let (token, _) = new_token(&pki, "01", "T1");
-    s.register_token(&token, Some(&code("01")), "cli:test", "r", t0())
+    s.register_token(&token, Some(&code("01")), "cli:test", "r", t0(), audited())
         .await
         .unwrap();
     let c = s.credential(&token.fingerprint).await.unwrap().unwrap();
@@ -415,9 +446,16 @@ async fn the_credential_lookup_sees_a_status_change_at_once(s: Arc<dyn Storage>)
         (c.status, c.unit.as_ref().map(|u| u.code.as_str())),
         (TokenStatus::Active, Some("01"))
     );
-    s.change_token(&serial("T1"), &TokenChange::Suspend, "cli:test", "r", t0())
-        .await
-        .unwrap();
+    s.change_token(
+        &serial("T1"),
+        &TokenChange::Suspend,
+        "cli:test",
+        "r",
+        t0(),
+        audited(),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         s.credential(&token.fingerprint)
             .await
@@ -426,7 +464,9 @@ async fn the_credential_lookup_sees_a_status_change_at_once(s: Arc<dyn Storage>)
             .status,
         TokenStatus::Suspended
     );
-    s.set_unit_active(&code("01"), false, t0()).await.unwrap();
+    s.set_unit_active(&code("01"), false, t0(), audited())
+        .await
+        .unwrap();
     assert!(
         !s.credential(&token.fingerprint)
             .await
@@ -465,11 +505,11 @@ async fn logins_and_sessions_are_recorded_and_read_back_by_month_and_subtree(s: 
     let (a, _) = new_token(&pki, "01-1-1", "TA");
     let (b, _) = new_token(&pki, "02", "TB");
     let ta = s
-        .register_token(&a, Some(&code("01-1-1")), "cli:test", "r", t0())
+        .register_token(&a, Some(&code("01-1-1")), "cli:test", "r", t0(), audited())
         .await
         .unwrap();
     let tb = s
-        .register_token(&b, Some(&code("02")), "cli:test", "r", t0())
+        .register_token(&b, Some(&code("02")), "cli:test", "r", t0(), audited())
         .await
         .unwrap();
     let (ua, ub) = (ta.unit_id.unwrap(), tb.unit_id.unwrap());
@@ -489,12 +529,15 @@ async fn logins_and_sessions_are_recorded_and_read_back_by_month_and_subtree(s: 
         session: None,
         in_session: None,
     };
-    s.record_logins(&[
-        success(t0(), ta.id, ua, ids[0]),
-        success(jan_last, tb.id, ub, ids[1]),
-        success(feb_first, ta.id, ua, ids[2]),
-        refused,
-    ])
+    s.record_logins(
+        &[
+            success(t0(), ta.id, ua, ids[0]),
+            success(jan_last, tb.id, ub, ids[1]),
+            success(feb_first, ta.id, ua, ids[2]),
+            refused,
+        ],
+        &test_key(),
+    )
     .await
     .unwrap();
 
@@ -505,12 +548,12 @@ async fn logins_and_sessions_are_recorded_and_read_back_by_month_and_subtree(s: 
     );
     assert!(session.is_live(t0()));
     assert!(
-        s.end_session(ids[0], t0() + Duration::minutes(5))
+        s.end_session(ids[0], t0() + Duration::minutes(5), audited())
             .await
             .unwrap()
     );
     assert!(
-        !s.end_session(ids[0], t0() + Duration::minutes(6))
+        !s.end_session(ids[0], t0() + Duration::minutes(6), audited())
             .await
             .unwrap()
     );
@@ -577,7 +620,7 @@ async fn a_login_export_is_one_snapshot_while_logins_keep_arriving(s: Arc<dyn St
     let pki = TestPki::new();
     let (a, _) = new_token(&pki, "01", "TA");
     let ta = s
-        .register_token(&a, Some(&code("01")), "cli:test", "r", t0())
+        .register_token(&a, Some(&code("01")), "cli:test", "r", t0(), audited())
         .await
         .unwrap();
     let unit = ta.unit_id.unwrap();
@@ -591,7 +634,7 @@ async fn a_login_export_is_one_snapshot_while_logins_keep_arriving(s: Arc<dyn St
             )
         })
         .collect();
-    s.record_logins(&batch).await.unwrap();
+    s.record_logins(&batch, &test_key()).await.unwrap();
     let query = LoginQuery {
         from: t0(),
         to: t0() + Duration::days(1),
@@ -614,7 +657,7 @@ async fn a_login_export_is_one_snapshot_while_logins_keep_arriving(s: Arc<dyn St
             )
         })
         .collect();
-    s.record_logins(&more).await.unwrap();
+    s.record_logins(&more, &test_key()).await.unwrap();
     while stream.try_next().await.unwrap().is_some() {
         seen += 1;
     }
@@ -651,7 +694,7 @@ async fn an_import_stores_everything_or_nothing(s: Arc<dyn Storage>) {
         ),
         new_unit("01", "重复的简码", UnitKind::Branch, Some("D")),
     ];
-    let failed = s.import(&bad, &[admin("04")], t0()).await;
+    let failed = s.import(&bad, &[admin("04")], t0(), audited()).await;
     assert!(
         matches!(failed, Err(StorageError::DuplicateUnitCode(_))),
         "{failed:?}"
@@ -661,7 +704,9 @@ async fn an_import_stores_everything_or_nothing(s: Arc<dyn Storage>) {
         "nothing of a failed import is stored"
     );
     assert!(s.administrators(None).await.unwrap().is_empty());
-    s.import(&good, &[admin("03-1")], t0()).await.unwrap();
+    s.import(&good, &[admin("03-1")], t0(), audited())
+        .await
+        .unwrap();
     assert_eq!(
         codes(&s.units(Some(&code("03"))).await.unwrap()),
         ["03", "03-1"]

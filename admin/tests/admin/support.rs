@@ -84,6 +84,24 @@ pub fn token_from_cert(cert: &ClientCert, s: &str) -> NewToken {
     }
 }
 
+/// The audit key of every store in this test process (each test runs in its own process).
+pub fn test_key() -> Arc<ukey_admin::audit::AuditKey> {
+    Arc::new(ukey_admin::audit::AuditKey::from_bytes(&[7; 32]))
+}
+
+/// An audit record for a storage call made directly by a test.
+pub fn audited() -> ukey_admin::storage::Audited {
+    ukey_admin::storage::Audited {
+        key: test_key(),
+        entry: ukey_admin::audit::AuditEntry::new(
+            t0(),
+            "test",
+            "test.setup",
+            ukey_admin::audit::AuditResult::Success,
+        ),
+    }
+}
+
 /// A fixed instant for tests: 2026-01-15 10:00 Shanghai time.
 pub fn t0() -> OffsetDateTime {
     time::macros::datetime!(2026-01-15 02:00 UTC)
@@ -104,7 +122,8 @@ impl TestServer {
         let service = ukey_admin::service::Service::new(
             storage,
             Arc::new(clock.clone()),
-            ukey_admin::service::SessionSettings::default(),
+            ukey_admin::service::Settings::default(),
+            (*test_key()).clone(),
         );
         let tls = ukey_admin::http::tls::server_config(
             &pki.server().cert_path,

@@ -1,12 +1,14 @@
 //! Sessions and login records on PostgreSQL.
 
+use crate::audit::{AuditKey, login_entry};
 use crate::domain::unit::subtree_upper_bound;
 use crate::domain::{LoginRecord, LoginWrite, Session};
-use crate::storage::{LoginQuery, StorageError, decode};
+use crate::storage::{LoginPageQuery, LoginQuery, StorageError, decode};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
+use std::collections::HashMap;
 use tokio_stream::wrappers::ReceiverStream;
 use uuid::Uuid;
 
@@ -15,6 +17,7 @@ use uuid::Uuid;
 pub(super) async fn insert(
     conn: &mut PgConnection,
     batch: &[LoginWrite],
+    key: &AuditKey,
 ) -> Result<(), StorageError> {
     let mut s_id = Vec::new();
     let mut s_token = Vec::new();
@@ -82,7 +85,38 @@ pub(super) async fn insert(
     .bind(session)
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    // The audit records, with every serial and unit the batch names read in two queries.
+    let token_ids: Vec<i64> = batch.iter().filter_map(|l| l.token_id).collect();
+    let unit_ids: Vec<i64> = batch.iter().filter_map(|l| l.unit_id).collect();
+    let serials: HashMap<i64, String> =
+        sqlx::query_as("SELECT id, serial FROM tokens WHERE id = ANY($1)")
+            .bind(&token_ids)
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .collect();
+    let units: HashMap<i64, (String, String)> = sqlx::query_as::<_, (i64, String, String)>(
+        "SELECT id, code, path FROM units WHERE id = ANY($1)",
+    )
+    .bind(&unit_ids)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|(id, code, path)| (id, (code, path)))
+    .collect();
+    let mut entries = Vec::with_capacity(batch.len());
+    for login in batch {
+        let serial = login.token_id.and_then(|id| serials.get(&id));
+        let unit = login.unit_id.and_then(|id| units.get(&id));
+        let code = unit.map(|(c, _)| decode::unit_code(c)).transpose()?;
+        entries.push(login_entry(
+            login,
+            serial.map(String::as_str),
+            code.as_ref(),
+            unit.map(|(_, p)| p.as_str()),
+        ));
+    }
+    super::audit::append(conn, key, entries).await
 }
 
 pub(super) async fn session(pool: &PgPool, id: Uuid) -> Result<Option<Session>, StorageError> {
@@ -187,4 +221,49 @@ pub(super) fn stream(
         }
     });
     ReceiverStream::new(rx).boxed()
+}
+
+/// One page of login records (see `LoginPageQuery`).
+pub(super) async fn page(
+    pool: &PgPool,
+    q: &LoginPageQuery,
+) -> Result<Vec<LoginRecord>, StorageError> {
+    let (from, to) = match &q.under {
+        Some(code) => {
+            let path: String = sqlx::query_scalar("SELECT path FROM units WHERE code = $1")
+                .bind(code.as_str())
+                .fetch_optional(pool)
+                .await?
+                .ok_or_else(|| StorageError::UnknownUnit(code.clone()))?;
+            let bound = subtree_upper_bound(&path);
+            (Some(path), Some(bound))
+        }
+        None => (None, None),
+    };
+    let (after, order) = if q.ascending {
+        ("lr.id > $8", "ASC")
+    } else {
+        ("lr.id < $8", "DESC")
+    };
+    let sql = sqlx::AssertSqlSafe(format!(
+        "{SELECT_LOGINS} WHERE ($1::timestamptz IS NULL OR lr.at >= $1) \
+         AND ($2::timestamptz IS NULL OR lr.at < $2) \
+         AND ($3::text IS NULL OR (u.path >= $3 AND u.path < $4::text)) \
+         AND ($5::text IS NULL OR t.serial = $5) AND ($6::text IS NULL OR lr.kind = $6) \
+         AND ($7::text IS NULL OR lr.outcome = $7) AND ($8::int8 IS NULL OR {after}) \
+         ORDER BY lr.id {order} LIMIT $9"
+    ));
+    let rows = sqlx::query(sql)
+        .bind(q.from)
+        .bind(q.to)
+        .bind(from)
+        .bind(to)
+        .bind(q.token.as_ref().map(|t| t.as_str().to_owned()))
+        .bind(q.kind.map(|k| k.code()))
+        .bind(q.outcome.as_deref())
+        .bind(q.cursor)
+        .bind(i64::from(q.limit))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(login_from_row).collect()
 }

@@ -2,14 +2,23 @@
 //! replicas. Login records are indexed by (unit, time) and by time, so a month of a unit
 //! subtree is a range scan; transactions lock the token row they change.
 
+mod accounts;
+mod audit;
 mod logins;
 mod tokens;
 mod units;
 
-use super::{Backend, Credential, LoginQuery, Storage, StorageError, TokenFilter};
+use super::{
+    AccountChange, Audited, Backend, Credential, LoginPageQuery, LoginQuery, Storage, StorageError,
+    TokenFilter, UnitUpdate,
+};
+use crate::audit::{AuditEntry, AuditKey, AuditQuery, AuditRecord, ChainItem, Checkpoint};
+use crate::domain::account::{
+    Account, LoginAccount, NewAccount, OperatorSession, PendingSecret, SecurityPolicy,
+};
 use crate::domain::{
-    Administrator, LoginRecord, LoginWrite, NewAdministrator, NewToken, NewUnit, Session, Token,
-    TokenChange, TokenEvent, TokenState, Unit,
+    Administrator, LoginRecord, LoginWrite, Mobile, NewAdministrator, NewToken, NewUnit, Session,
+    Token, TokenChange, TokenEvent, TokenState, Unit,
 };
 use futures::stream::BoxStream;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -52,7 +61,7 @@ impl PostgresStorage {
 #[async_trait::async_trait]
 impl Storage for PostgresStorage {
     fn backend(&self) -> Backend {
-        Backend::Sqlite
+        Backend::Postgres
     }
 
     async fn ping(&self) -> Result<(), StorageError> {
@@ -60,11 +69,22 @@ impl Storage for PostgresStorage {
         Ok(())
     }
 
-    async fn insert_unit(&self, unit: &NewUnit, at: OffsetDateTime) -> Result<Unit, StorageError> {
+    async fn insert_unit(
+        &self,
+        unit: &NewUnit,
+        at: OffsetDateTime,
+        audit: Audited,
+    ) -> Result<Unit, StorageError> {
         let mut tx = self.write_tx().await?;
         let id = units::insert(&mut tx, unit, at).await?;
+        let created = units::by_id(&mut *tx, id).await?;
+        let mut entry = audit.entry;
+        entry
+            .detail
+            .insert("after".into(), units::unit_summary(&created));
+        audit::append(&mut tx, &audit.key, [entry]).await?;
         tx.commit().await?;
-        units::by_id(&self.writer, id).await
+        Ok(created)
     }
 
     async fn unit(&self, code: &UnitCode) -> Result<Option<Unit>, StorageError> {
@@ -80,11 +100,22 @@ impl Storage for PostgresStorage {
         code: &UnitCode,
         new_parent: Option<&UnitCode>,
         at: OffsetDateTime,
+        audit: Audited,
     ) -> Result<Unit, StorageError> {
         let mut tx = self.write_tx().await?;
+        let before = units::by_code(&mut *tx, code)
+            .await?
+            .ok_or_else(|| StorageError::UnknownUnit(code.clone()))?;
         let id = units::move_to(&mut tx, code, new_parent, at).await?;
+        let moved = units::by_id(&mut *tx, id).await?;
+        let mut entry = audit.entry;
+        let parent =
+            |u: &Unit| serde_json::json!({"parent": u.parent_code.as_ref().map(UnitCode::as_str)});
+        entry.detail.insert("before".into(), parent(&before));
+        entry.detail.insert("after".into(), parent(&moved));
+        audit::append(&mut tx, &audit.key, [entry]).await?;
         tx.commit().await?;
-        units::by_id(&self.writer, id).await
+        Ok(moved)
     }
 
     async fn set_unit_active(
@@ -92,19 +123,54 @@ impl Storage for PostgresStorage {
         code: &UnitCode,
         active: bool,
         at: OffsetDateTime,
+        audit: Audited,
     ) -> Result<Unit, StorageError> {
-        let done = sqlx::query("UPDATE units SET active = $1, updated_at = $2 WHERE code = $3")
-            .bind(active)
-            .bind(at)
-            .bind(code.as_str())
-            .execute(&self.writer)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StorageError::UnknownUnit(code.clone()));
-        }
-        units::by_code(&self.writer, code)
+        let update = UnitUpdate {
+            active: Some(active),
+            ..UnitUpdate::default()
+        };
+        self.update_unit(code, &update, at, audit).await
+    }
+
+    async fn update_unit(
+        &self,
+        code: &UnitCode,
+        update: &UnitUpdate,
+        at: OffsetDateTime,
+        audit: Audited,
+    ) -> Result<Unit, StorageError> {
+        let mut tx = self.write_tx().await?;
+        let before = units::by_code(&mut *tx, code)
             .await?
-            .ok_or_else(|| StorageError::UnknownUnit(code.clone()))
+            .ok_or_else(|| StorageError::UnknownUnit(code.clone()))?;
+        let id = units::update(&mut tx, code, update, at).await?;
+        let after = units::by_id(&mut *tx, id).await?;
+        let mut entry = audit.entry;
+        entry
+            .detail
+            .insert("before".into(), units::unit_summary(&before));
+        entry
+            .detail
+            .insert("after".into(), units::unit_summary(&after));
+        audit::append(&mut tx, &audit.key, [entry]).await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    async fn delete_unit(&self, code: &UnitCode, audit: Audited) -> Result<(), StorageError> {
+        let mut tx = self.write_tx().await?;
+        let before = units::by_code(&mut *tx, code)
+            .await?
+            .ok_or_else(|| StorageError::UnknownUnit(code.clone()))?;
+        let mut entry = audit.entry;
+        entry.unit_path = Some(before.path.clone());
+        entry
+            .detail
+            .insert("before".into(), units::unit_summary(&before));
+        units::delete(&mut tx, code).await?;
+        audit::append(&mut tx, &audit.key, [entry]).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn import(
@@ -112,6 +178,7 @@ impl Storage for PostgresStorage {
         units_in: &[NewUnit],
         admins: &[NewAdministrator],
         at: OffsetDateTime,
+        audit: Audited,
     ) -> Result<(), StorageError> {
         let mut tx = self.write_tx().await?;
         for unit in units_in {
@@ -120,6 +187,7 @@ impl Storage for PostgresStorage {
         for admin in admins {
             units::insert_admin(&mut tx, admin, at).await?;
         }
+        audit::append(&mut tx, &audit.key, [audit.entry]).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -128,14 +196,64 @@ impl Storage for PostgresStorage {
         &self,
         admin: &NewAdministrator,
         at: OffsetDateTime,
+        audit: Audited,
     ) -> Result<Administrator, StorageError> {
         let mut tx = self.write_tx().await?;
         let id = units::insert_admin(&mut tx, admin, at).await?;
-        tx.commit().await?;
-        units::admins(&self.writer, None, Some(id))
+        let mut entry = audit.entry;
+        entry.target = Some(format!("administrator:{id}"));
+        audit::append(&mut tx, &audit.key, [entry]).await?;
+        let added = units::admin_by_id(&mut tx, id)
             .await?
-            .pop()
-            .ok_or_else(|| StorageError::Corrupt("administrator vanished after insert".into()))
+            .ok_or(StorageError::UnknownAdministrator(id))?;
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    async fn administrator(&self, id: i64) -> Result<Option<Administrator>, StorageError> {
+        let mut conn = self.reader.acquire().await?;
+        units::admin_by_id(&mut conn, id).await
+    }
+
+    async fn update_administrator(
+        &self,
+        id: i64,
+        name: &str,
+        mobile: &Mobile,
+        audit: Audited,
+    ) -> Result<Administrator, StorageError> {
+        let mut tx = self.write_tx().await?;
+        let before = units::admin_by_id(&mut tx, id)
+            .await?
+            .ok_or(StorageError::UnknownAdministrator(id))?;
+        units::update_admin(&mut tx, id, name, mobile).await?;
+        let after = units::admin_by_id(&mut tx, id)
+            .await?
+            .ok_or(StorageError::UnknownAdministrator(id))?;
+        let mut entry = audit.entry;
+        let summary = |a: &Administrator| serde_json::json!({"name": a.name, "mobile": a.mobile});
+        entry.detail.insert("before".into(), summary(&before));
+        entry.detail.insert("after".into(), summary(&after));
+        audit::append(&mut tx, &audit.key, [entry]).await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    async fn delete_administrator(&self, id: i64, audit: Audited) -> Result<(), StorageError> {
+        let mut tx = self.write_tx().await?;
+        let before = units::admin_by_id(&mut tx, id)
+            .await?
+            .ok_or(StorageError::UnknownAdministrator(id))?;
+        let mut entry = audit.entry;
+        entry.detail.insert(
+            "before".into(),
+            serde_json::json!({"name": before.name, "mobile": before.mobile, "unit": before.unit_code}),
+        );
+        entry.unit = Some(before.unit_code.clone());
+        units::delete_admin(&mut tx, id).await?;
+        audit::append(&mut tx, &audit.key, [entry]).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn administrators(
@@ -152,9 +270,11 @@ impl Storage for PostgresStorage {
         actor: &str,
         reason: &str,
         at: OffsetDateTime,
+        audit: Audited,
     ) -> Result<Token, StorageError> {
         let mut tx = self.write_tx().await?;
         tokens::register(&mut tx, token, unit, actor, reason, at).await?;
+        audit::append(&mut tx, &audit.key, [audit.entry]).await?;
         tx.commit().await?;
         tokens::by_serial(&self.writer, &token.serial)
             .await?
@@ -172,9 +292,13 @@ impl Storage for PostgresStorage {
         actor: &str,
         reason: &str,
         at: OffsetDateTime,
+        audit: Audited,
     ) -> Result<Token, StorageError> {
         let mut tx = self.write_tx().await?;
-        tokens::change(&mut tx, serial, change, actor, reason, at).await?;
+        let summary = tokens::change(&mut tx, serial, change, actor, reason, at).await?;
+        let mut entry = audit.entry;
+        summary.describe(&mut entry);
+        audit::append(&mut tx, &audit.key, [entry]).await?;
         tx.commit().await?;
         tokens::by_serial(&self.writer, serial)
             .await?
@@ -204,9 +328,13 @@ impl Storage for PostgresStorage {
         tokens::credential(&self.reader, fingerprint).await
     }
 
-    async fn record_logins(&self, batch: &[LoginWrite]) -> Result<(), StorageError> {
+    async fn record_logins(
+        &self,
+        batch: &[LoginWrite],
+        key: &AuditKey,
+    ) -> Result<(), StorageError> {
         let mut tx = self.write_tx().await?;
-        logins::insert(&mut tx, batch).await?;
+        logins::insert(&mut tx, batch, key).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -215,17 +343,206 @@ impl Storage for PostgresStorage {
         logins::session(&self.reader, id).await
     }
 
-    async fn end_session(&self, id: Uuid, at: OffsetDateTime) -> Result<bool, StorageError> {
+    async fn end_session(
+        &self,
+        id: Uuid,
+        at: OffsetDateTime,
+        audit: Audited,
+    ) -> Result<bool, StorageError> {
+        let mut tx = self.write_tx().await?;
         let done =
             sqlx::query("UPDATE sessions SET ended_at = $1 WHERE id = $2 AND ended_at IS NULL")
                 .bind(at)
                 .bind(id)
-                .execute(&self.writer)
+                .execute(&mut *tx)
                 .await?;
-        Ok(done.rows_affected() == 1)
+        let ended = done.rows_affected() == 1;
+        if ended {
+            audit::append(&mut tx, &audit.key, [audit.entry]).await?;
+        }
+        tx.commit().await?;
+        Ok(ended)
     }
 
     fn logins(&self, query: LoginQuery) -> BoxStream<'static, Result<LoginRecord, StorageError>> {
         logins::stream(self.reader.clone(), query)
+    }
+
+    async fn login_page(&self, query: &LoginPageQuery) -> Result<Vec<LoginRecord>, StorageError> {
+        logins::page(&self.reader, query).await
+    }
+
+    async fn security_policy(&self) -> Result<SecurityPolicy, StorageError> {
+        accounts::policy(&self.reader).await
+    }
+
+    async fn set_security_policy(
+        &self,
+        policy: &SecurityPolicy,
+        at: OffsetDateTime,
+        audit: Audited,
+    ) -> Result<(), StorageError> {
+        let mut tx = self.write_tx().await?;
+        let mut entry = audit.entry;
+        entry.detail.insert(
+            "before".into(),
+            serde_json::to_value(accounts::policy(&self.writer).await?).unwrap_or_default(),
+        );
+        entry.detail.insert(
+            "after".into(),
+            serde_json::to_value(policy).unwrap_or_default(),
+        );
+        accounts::set_policy(&mut tx, policy, at, &entry.actor).await?;
+        audit::append(&mut tx, &audit.key, [entry]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn insert_account(
+        &self,
+        account: &NewAccount,
+        secret: &PendingSecret,
+        at: OffsetDateTime,
+        audit: Audited,
+    ) -> Result<Account, StorageError> {
+        let mut tx = self.write_tx().await?;
+        let id = accounts::insert(&mut tx, account, secret, at).await?;
+        audit::append(&mut tx, &audit.key, [audit.entry]).await?;
+        let created = accounts::by_id(&mut tx, id)
+            .await?
+            .ok_or_else(|| StorageError::UnknownAccount(account.username.to_string()))?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn account(&self, username: &str) -> Result<Option<Account>, StorageError> {
+        let mut conn = self.reader.acquire().await?;
+        Ok(accounts::by_username(&mut conn, username)
+            .await?
+            .map(|l| l.account))
+    }
+
+    async fn accounts(&self) -> Result<Vec<Account>, StorageError> {
+        accounts::all(&self.reader).await
+    }
+
+    async fn login_account(&self, username: &str) -> Result<Option<LoginAccount>, StorageError> {
+        let mut conn = self.reader.acquire().await?;
+        accounts::by_username(&mut conn, username).await
+    }
+
+    async fn password_history(
+        &self,
+        account_id: i64,
+        count: u32,
+    ) -> Result<Vec<String>, StorageError> {
+        accounts::history(&self.reader, account_id, count).await
+    }
+
+    async fn update_account(
+        &self,
+        account_id: i64,
+        change: &AccountChange,
+        at: OffsetDateTime,
+        audit: Audited,
+    ) -> Result<Account, StorageError> {
+        let mut tx = self.write_tx().await?;
+        // The row lock serialises changes to one account (two grants at once see each other).
+        if sqlx::query("SELECT id FROM operator_accounts WHERE id = $1 FOR UPDATE")
+            .bind(account_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_none()
+        {
+            return Err(StorageError::UnknownAccount(account_id.to_string()));
+        }
+        accounts::update(&mut tx, account_id, change, at).await?;
+        audit::append(&mut tx, &audit.key, [audit.entry]).await?;
+        let after = accounts::by_id(&mut tx, account_id)
+            .await?
+            .ok_or_else(|| StorageError::UnknownAccount(account_id.to_string()))?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    async fn operator_session(
+        &self,
+        token_sha256: &[u8; 32],
+    ) -> Result<Option<(OperatorSession, Account)>, StorageError> {
+        accounts::session(&self.reader, token_sha256).await
+    }
+
+    async fn touch_operator_session(
+        &self,
+        id: i64,
+        at: OffsetDateTime,
+    ) -> Result<(), StorageError> {
+        sqlx::query(
+            "UPDATE operator_sessions SET last_seen_at = $1 WHERE id = $2 AND ended_at IS NULL",
+        )
+        .bind(at)
+        .bind(id)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn end_operator_session(
+        &self,
+        id: i64,
+        reason: &str,
+        at: OffsetDateTime,
+        audit: Audited,
+    ) -> Result<bool, StorageError> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "UPDATE operator_sessions SET ended_at = $1, end_reason = $2 \
+             WHERE id = $3 AND ended_at IS NULL",
+        )
+        .bind(at)
+        .bind(reason)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let ended = done.rows_affected() == 1;
+        if ended {
+            audit::append(&mut tx, &audit.key, [audit.entry]).await?;
+        }
+        tx.commit().await?;
+        Ok(ended)
+    }
+
+    async fn append_audit(
+        &self,
+        entries: &[AuditEntry],
+        key: &AuditKey,
+    ) -> Result<(), StorageError> {
+        let mut tx = self.write_tx().await?;
+        audit::append(&mut tx, key, entries.iter().cloned()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    fn audit_records(
+        &self,
+        query: AuditQuery,
+    ) -> BoxStream<'static, Result<AuditRecord, StorageError>> {
+        audit::records(self.reader.clone(), query)
+    }
+
+    fn audit_chain(&self) -> BoxStream<'static, Result<ChainItem, StorageError>> {
+        audit::chain(self.reader.clone())
+    }
+
+    async fn seal_audit(
+        &self,
+        cutoff: OffsetDateTime,
+        entry: AuditEntry,
+        key: &AuditKey,
+    ) -> Result<Option<(Checkpoint, u64)>, StorageError> {
+        let mut tx = self.write_tx().await?;
+        let sealed = audit::seal(&mut tx, cutoff, entry, key).await?;
+        tx.commit().await?;
+        Ok(sealed)
     }
 }

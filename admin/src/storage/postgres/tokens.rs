@@ -183,7 +183,7 @@ pub(super) async fn change(
     actor: &str,
     reason: &str,
     at: OffsetDateTime,
-) -> Result<(), StorageError> {
+) -> Result<crate::storage::TokenStepSummary, StorageError> {
     let row = sqlx::query(
         "SELECT t.id, t.status, t.unit_id, u.code FROM tokens t LEFT JOIN units u ON u.id = t.unit_id \
          WHERE t.serial = $1 FOR UPDATE OF t",
@@ -197,6 +197,10 @@ pub(super) async fn change(
     let mut unit_after: Option<i64> = row.try_get(2)?;
     let current = decode::opt_unit_code(row.try_get(3)?)?;
     let step = transition(serial, status, current.as_ref(), change)?;
+    let summary = crate::storage::TokenStepSummary {
+        before: (status, current.clone()),
+        after: (step.status, step.unit.clone().or(current)),
+    };
     if let Some(code) = &step.unit {
         unit_after = Some(unit_id(conn, code).await?);
     }
@@ -233,7 +237,8 @@ pub(super) async fn change(
         reason,
         actor,
     )
-    .await
+    .await?;
+    Ok(summary)
 }
 
 pub(super) async fn history(

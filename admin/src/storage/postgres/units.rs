@@ -31,17 +31,23 @@ fn unit_from_row(row: &PgRow) -> Result<Unit, StorageError> {
     })
 }
 
-pub(super) async fn by_id(pool: &PgPool, id: i64) -> Result<Unit, StorageError> {
+pub(super) async fn by_id(
+    conn: impl sqlx::postgres::PgExecutor<'_>,
+    id: i64,
+) -> Result<Unit, StorageError> {
     let sql = sqlx::AssertSqlSafe(format!("{SELECT_UNIT} WHERE u.id = $1"));
-    let row = sqlx::query(sql).bind(id).fetch_one(pool).await?;
+    let row = sqlx::query(sql).bind(id).fetch_one(conn).await?;
     unit_from_row(&row)
 }
 
-pub(super) async fn by_code(pool: &PgPool, code: &UnitCode) -> Result<Option<Unit>, StorageError> {
+pub(super) async fn by_code(
+    conn: impl sqlx::postgres::PgExecutor<'_>,
+    code: &UnitCode,
+) -> Result<Option<Unit>, StorageError> {
     let sql = sqlx::AssertSqlSafe(format!("{SELECT_UNIT} WHERE u.code = $1"));
     let row = sqlx::query(sql)
         .bind(code.as_str())
-        .fetch_optional(pool)
+        .fetch_optional(conn)
         .await?;
     row.as_ref().map(unit_from_row).transpose()
 }
@@ -252,18 +258,165 @@ pub(super) async fn admins(
     .bind(id)
     .fetch_all(pool)
     .await?;
-    rows.iter()
-        .map(|row| {
-            let mobile: String = row.try_get("mobile")?;
-            Ok(Administrator {
-                id: row.try_get("id")?,
-                unit_code: decode::unit_code(row.try_get("code")?)?,
-                unit_name: row.try_get("unit_name")?,
-                name: row.try_get("name")?,
-                mobile: Mobile::parse(&mobile)
-                    .map_err(|_| StorageError::Corrupt(format!("mobile {mobile:?}")))?,
-                created_at: row.try_get("created_at")?,
-            })
-        })
-        .collect()
+    rows.iter().map(admin_from_row).collect()
+}
+
+fn admin_from_row(row: &PgRow) -> Result<Administrator, StorageError> {
+    let mobile: String = row.try_get("mobile")?;
+    Ok(Administrator {
+        id: row.try_get("id")?,
+        unit_code: decode::unit_code(row.try_get("code")?)?,
+        unit_name: row.try_get("unit_name")?,
+        name: row.try_get("name")?,
+        mobile: Mobile::parse(&mobile)
+            .map_err(|_| StorageError::Corrupt(format!("mobile {mobile:?}")))?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// The fields an update may change, as a JSON summary for the audit record.
+pub(crate) fn unit_summary(u: &Unit) -> serde_json::Value {
+    serde_json::json!({
+        "name": u.name,
+        "short_name": u.short_name,
+        "kind": u.kind.code(),
+        "parent": u.parent_code.as_ref().map(UnitCode::as_str),
+        "examinee": u.examinee,
+        "active": u.active,
+        "contact_name": u.contact_name,
+        "contact_phone": u.contact_phone,
+    })
+}
+
+pub(super) async fn update(
+    conn: &mut PgConnection,
+    code: &UnitCode,
+    u: &crate::storage::UnitUpdate,
+    at: OffsetDateTime,
+) -> Result<i64, StorageError> {
+    let (id, _, _) = locate(conn, code).await?;
+    if let Some(name) = &u.name {
+        let row = sqlx::query("SELECT parent_id, name FROM units WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await?;
+        let parent: Option<i64> = row.try_get(0)?;
+        let current: String = row.try_get(1)?;
+        if *name != current && sibling_named(conn, parent, name).await? {
+            return Err(StorageError::DuplicateUnitName { name: name.clone() });
+        }
+    }
+    sqlx::query(
+        "UPDATE units SET name = coalesce($1, name), \
+         short_name = CASE WHEN $2::boolean THEN $3 ELSE short_name END, kind = coalesce($4, kind), \
+         examinee = coalesce($5, examinee), active = coalesce($6, active), \
+         contact_name = CASE WHEN $7::boolean THEN $8 ELSE contact_name END, \
+         contact_phone = CASE WHEN $9::boolean THEN $10 ELSE contact_phone END, updated_at = $11 \
+         WHERE id = $12",
+    )
+    .bind(&u.name)
+    .bind(u.short_name.is_some())
+    .bind(u.short_name.clone().flatten())
+    .bind(u.kind.map(|k| k.code()))
+    .bind(u.examinee)
+    .bind(u.active)
+    .bind(u.contact_name.is_some())
+    .bind(u.contact_name.clone().flatten())
+    .bind(u.contact_phone.is_some())
+    .bind(u.contact_phone.clone().flatten())
+    .bind(at)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(id)
+}
+
+/// Deletes a unit that nothing refers to; the first reference found is named.
+pub(super) async fn delete(conn: &mut PgConnection, code: &UnitCode) -> Result<(), StorageError> {
+    let (id, _, _) = locate(conn, code).await?;
+    let references = [
+        (
+            "SELECT 1 FROM units WHERE parent_id = $1 LIMIT 1",
+            "units below it",
+        ),
+        (
+            "SELECT 1 FROM administrators WHERE unit_id = $1 LIMIT 1",
+            "administrators",
+        ),
+        ("SELECT 1 FROM tokens WHERE unit_id = $1 LIMIT 1", "tokens"),
+        (
+            "SELECT 1 FROM token_events WHERE unit_id = $1 LIMIT 1",
+            "token history",
+        ),
+        (
+            "SELECT 1 FROM login_records WHERE unit_id = $1 LIMIT 1",
+            "login records",
+        ),
+        (
+            "SELECT 1 FROM sessions WHERE unit_id = $1 LIMIT 1",
+            "sessions",
+        ),
+        (
+            "SELECT 1 FROM operator_accounts WHERE unit_id = $1 LIMIT 1",
+            "operator accounts",
+        ),
+    ];
+    for (sql, what) in references {
+        if sqlx::query(sql)
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .is_some()
+        {
+            return Err(StorageError::UnitInUse(code.clone(), what));
+        }
+    }
+    sqlx::query("DELETE FROM units WHERE id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn admin_by_id(
+    conn: &mut PgConnection,
+    id: i64,
+) -> Result<Option<Administrator>, StorageError> {
+    let row = sqlx::query(
+        "SELECT a.id, u.code, u.name AS unit_name, a.name, a.mobile, a.created_at \
+         FROM administrators a JOIN units u ON u.id = a.unit_id WHERE a.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(admin_from_row).transpose()
+}
+
+pub(super) async fn update_admin(
+    conn: &mut PgConnection,
+    id: i64,
+    name: &str,
+    mobile: &Mobile,
+) -> Result<(), StorageError> {
+    let done = sqlx::query("UPDATE administrators SET name = $1, mobile = $2 WHERE id = $3")
+        .bind(name)
+        .bind(mobile.as_str())
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StorageError::UnknownAdministrator(id));
+    }
+    Ok(())
+}
+
+pub(super) async fn delete_admin(conn: &mut PgConnection, id: i64) -> Result<(), StorageError> {
+    let done = sqlx::query("DELETE FROM administrators WHERE id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StorageError::UnknownAdministrator(id));
+    }
+    Ok(())
 }

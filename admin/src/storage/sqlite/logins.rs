@@ -1,9 +1,10 @@
 //! Sessions and login records on SQLite.
 
+use crate::audit::{AuditEntry, AuditKey, login_entry};
 use crate::clock::{from_unix_micros, to_unix_micros};
 use crate::domain::unit::subtree_upper_bound;
 use crate::domain::{LoginRecord, LoginWrite, Session};
-use crate::storage::{LoginQuery, StorageError, decode};
+use crate::storage::{LoginPageQuery, LoginQuery, StorageError, decode};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use sqlx::sqlite::SqliteRow;
@@ -11,11 +12,49 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 use tokio_stream::wrappers::ReceiverStream;
 use uuid::Uuid;
 
+/// The audit record of a login, with the token's serial and unit read in the transaction.
+async fn audit_entry(
+    conn: &mut SqliteConnection,
+    login: &LoginWrite,
+) -> Result<AuditEntry, StorageError> {
+    let serial: Option<String> = match login.token_id {
+        Some(id) => {
+            sqlx::query_scalar("SELECT serial FROM tokens WHERE id = ?1")
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?
+        }
+        None => None,
+    };
+    let unit: Option<(String, String)> = match login.unit_id {
+        Some(id) => {
+            sqlx::query_as("SELECT code, path FROM units WHERE id = ?1")
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?
+        }
+        None => None,
+    };
+    let code = unit
+        .as_ref()
+        .map(|(c, _)| decode::unit_code(c))
+        .transpose()?;
+    Ok(login_entry(
+        login,
+        serial.as_deref(),
+        code.as_ref(),
+        unit.as_ref().map(|(_, p)| p.as_str()),
+    ))
+}
+
 pub(super) async fn insert(
     conn: &mut SqliteConnection,
     batch: &[LoginWrite],
+    key: &AuditKey,
 ) -> Result<(), StorageError> {
+    let mut entries = Vec::with_capacity(batch.len());
     for login in batch {
+        entries.push(audit_entry(conn, login).await?);
         if let Some(session) = &login.session
             && let (Some(token_id), Some(unit_id)) = (login.token_id, login.unit_id)
         {
@@ -50,7 +89,7 @@ pub(super) async fn insert(
         .execute(&mut *conn)
         .await?;
     }
-    Ok(())
+    super::audit::append(conn, key, entries).await
 }
 
 pub(super) async fn session(pool: &SqlitePool, id: Uuid) -> Result<Option<Session>, StorageError> {
@@ -153,4 +192,47 @@ pub(super) fn stream(
         }
     });
     ReceiverStream::new(rx).boxed()
+}
+
+/// One page of login records (see `LoginPageQuery`).
+pub(super) async fn page(
+    pool: &SqlitePool,
+    q: &LoginPageQuery,
+) -> Result<Vec<LoginRecord>, StorageError> {
+    let (from, to) = match &q.under {
+        Some(code) => {
+            let path: String = sqlx::query_scalar("SELECT path FROM units WHERE code = ?1")
+                .bind(code.as_str())
+                .fetch_optional(pool)
+                .await?
+                .ok_or_else(|| StorageError::UnknownUnit(code.clone()))?;
+            let bound = subtree_upper_bound(&path);
+            (Some(path), Some(bound))
+        }
+        None => (None, None),
+    };
+    let (after, order) = if q.ascending {
+        ("lr.id > ?8", "ASC")
+    } else {
+        ("lr.id < ?8", "DESC")
+    };
+    let sql = sqlx::AssertSqlSafe(format!(
+        "{SELECT_LOGINS} WHERE (?1 IS NULL OR lr.at >= ?1) AND (?2 IS NULL OR lr.at < ?2) \
+         AND (?3 IS NULL OR (u.path >= ?3 AND u.path < ?4)) AND (?5 IS NULL OR t.serial = ?5) \
+         AND (?6 IS NULL OR lr.kind = ?6) AND (?7 IS NULL OR lr.outcome = ?7) \
+         AND (?8 IS NULL OR {after}) ORDER BY lr.id {order} LIMIT ?9"
+    ));
+    let rows = sqlx::query(sql)
+        .bind(q.from.map(to_unix_micros))
+        .bind(q.to.map(to_unix_micros))
+        .bind(from)
+        .bind(to)
+        .bind(q.token.as_ref().map(|t| t.as_str().to_owned()))
+        .bind(q.kind.map(|k| k.code()))
+        .bind(q.outcome.as_deref())
+        .bind(q.cursor)
+        .bind(i64::from(q.limit))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(login_from_row).collect()
 }
