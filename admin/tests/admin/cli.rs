@@ -353,3 +353,154 @@ fn the_examinee_list_laid_out_as_in_the_seed_imports_from_xlsx() {
         "{listed}"
     );
 }
+
+/// The secret printed by `init` for `username`.
+fn bootstrap_secret(inst: &Installation, username: &str) -> String {
+    inst.init_output()
+        .lines()
+        .find_map(|l| {
+            let mut words = l.split_whitespace();
+            (words.next() == Some(username)).then(|| words.nth(1).unwrap().to_owned())
+        })
+        .unwrap_or_else(|| panic!("no secret for {username} in:\n{}", inst.init_output()))
+}
+
+/// At the real Argon2 cost (the binary takes no other), over real mutual TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_prints_bootstrap_secrets_that_open_a_forced_password_change_over_mutual_tls() {
+    let inst = Installation::sqlite();
+    let out = inst.init_output();
+    for (user, label) in [
+        ("sysadmin", "系统管理员"),
+        ("secadmin", "安全保密管理员"),
+        ("auditor", "安全审计员"),
+    ] {
+        assert!(out.contains(user) && out.contains(label), "{out}");
+    }
+    let secret = bootstrap_secret(&inst, "sysadmin");
+    assert_eq!(secret.len(), 23, "{secret}");
+    let mode = std::fs::metadata(inst.data().join("audit.key"))
+        .unwrap()
+        .permissions();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(mode.mode() & 0o777, 0o600);
+
+    inst.ok(&["units", "add", "--code", "D", "--name", "涪陵区委"]);
+    let cert = inst.issue_token("D", "涪陵区委", "IT1");
+    inst.ok(&[
+        "tokens",
+        "register",
+        "--serial",
+        "IT1",
+        "--cert",
+        cert.cert_path.to_str().unwrap(),
+        "--unit",
+        "D",
+    ]);
+    let (mut child, addr) = inst.serve();
+    let login = |password: &str| {
+        serde_json::json!({"username": "sysadmin", "password": password, "session": "bearer"})
+            .to_string()
+    };
+    let with_token = crate::support::TlsClient::new(&inst.root_pem(), Some(&cert));
+    let without = crate::support::TlsClient::new(&inst.root_pem(), None);
+
+    let mut bare = without.connect(addr).await.unwrap();
+    let (status, _, body) = bare
+        .call("POST", "/api/v1/operator/login", &[], &login(&secret))
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("token_required"))
+    );
+
+    let mut conn = with_token.connect(addr).await.unwrap();
+    let (status, _, body) = conn
+        .call("POST", "/api/v1/operator/login", &[], &login(&secret))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["must_change_password"], true);
+    assert_eq!(body["account"]["roles"], serde_json::json!(["sysadmin"]));
+    let bearer = format!("Bearer {}", body["token"].as_str().unwrap());
+    let (status, _, body) = conn
+        .call("POST", "/api/v1/operator/login", &[], &login(&secret))
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("invalid_credentials")),
+        "works once"
+    );
+    let (status, _, body) = conn
+        .call("GET", "/api/v1/units", &[("authorization", &bearer)], "")
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("password_change_required"))
+    );
+    let new_password = serde_json::json!({"new_password": "Granite-Osprey-5150!"}).to_string();
+    let (status, _, body) = conn
+        .call(
+            "POST",
+            "/api/v1/operator/password",
+            &[("authorization", &bearer)],
+            &new_password,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 204, "{body}");
+    let (status, _, body) = conn
+        .call(
+            "POST",
+            "/api/v1/operator/login",
+            &[],
+            &login("Granite-Osprey-5150!"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, body["must_change_password"].as_bool()),
+        (200, Some(false)),
+        "{body}"
+    );
+    let bearer = format!("Bearer {}", body["token"].as_str().unwrap());
+    let (status, headers, body) = conn
+        .call(
+            "GET",
+            "/api/v1/units",
+            &[("authorization", &bearer), ("accept-language", "zh-CN")],
+            "",
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body[0]["code"], "D");
+    assert_eq!(headers["cache-control"], "no-store");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Stored at the real cost; the trail verifies; break-glass recovery works from the CLI.
+    let db = inst.data().join("ukey-admin.db");
+    let mut c =
+        <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite:{}", db.display()))
+            .await
+            .unwrap();
+    let phc: String = sqlx::query_scalar(
+        "SELECT password_hash FROM operator_accounts WHERE username = 'sysadmin'",
+    )
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
+    assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+    assert!(inst.ok(&["audit", "verify"]).contains("intact"));
+    let reset = inst.ok(&["accounts", "reset", "secadmin"]);
+    assert!(reset.contains("one-time secret for secadmin"), "{reset}");
+    let list = inst.ok(&["accounts", "list"]);
+    assert!(
+        list.contains("secadmin") && list.contains("reset"),
+        "{list}"
+    );
+}

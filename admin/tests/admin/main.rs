@@ -2,8 +2,12 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
+mod accounts;
+mod audit;
+mod authz;
 mod cli;
 mod crash;
+mod harness;
 mod mtls;
 mod softhsm;
 mod storage;

@@ -18,6 +18,8 @@ pub struct Store {
 enum Guard {
     Sqlite(TempDir),
     Postgres(TestPostgres, TestDatabase),
+    /// Another `Store` keeps the database alive.
+    Shared,
 }
 
 impl Store {
@@ -29,6 +31,30 @@ impl Store {
         Store {
             storage: Arc::new(storage),
             _guard: Guard::Sqlite(dir),
+        }
+    }
+
+    /// The same database, for a second service over it (the original must outlive this).
+    pub fn share(&self) -> Store {
+        Store {
+            storage: self.storage.clone(),
+            _guard: Guard::Shared,
+        }
+    }
+
+    /// The SQLite file, when this store is one.
+    pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
+        match &self._guard {
+            Guard::Sqlite(dir) => Some(dir.path().join("ukey-admin.db")),
+            _ => None,
+        }
+    }
+
+    /// The PostgreSQL URL, when this store is one.
+    pub fn postgres_url(&self) -> Option<String> {
+        match &self._guard {
+            Guard::Postgres(_, db) => Some(db.url().to_owned()),
+            _ => None,
         }
     }
 
@@ -229,6 +255,51 @@ impl TlsClient {
 }
 
 impl Connection {
+    /// Sends a request with extra headers; returns the status, the headers and the JSON body.
+    pub async fn call(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> std::io::Result<(u16, http::HeaderMap, serde_json::Value)> {
+        use http_body_util::BodyExt;
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "localhost");
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        if !body.is_empty() {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                body.to_owned(),
+            )))
+            .unwrap();
+        self.sender.ready().await.map_err(std::io::Error::other)?;
+        let resp = self
+            .sender
+            .send_request(req)
+            .await
+            .map_err(std::io::Error::other)?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(std::io::Error::other)?
+            .to_bytes();
+        Ok((
+            status,
+            headers,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        ))
+    }
+
     /// Sends a request and returns the status and the JSON body (`Null` when empty).
     pub async fn request(
         &mut self,
@@ -280,6 +351,7 @@ impl Connection {
 pub struct Installation {
     pub dir: TempDir,
     pub config: std::path::PathBuf,
+    init_stdout: String,
     /// Kept for PostgreSQL installations.
     _pg: Option<(TestPostgres, TestDatabase)>,
 }
@@ -316,6 +388,7 @@ impl Installation {
         );
         Installation {
             config: data.join("ukey-admin.toml"),
+            init_stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             dir,
             _pg: None,
         }
@@ -323,6 +396,16 @@ impl Installation {
 
     pub fn data(&self) -> std::path::PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// The PostgreSQL URL of a PostgreSQL installation.
+    pub fn database_url(&self) -> Option<&str> {
+        self._pg.as_ref().map(|(_, db)| db.url())
+    }
+
+    /// Stdout of `ukey-admin init`: the bootstrap secrets are printed there.
+    pub fn init_output(&self) -> &str {
+        &self.init_stdout
     }
 
     pub fn command(&self) -> std::process::Command {

@@ -114,12 +114,14 @@ pub(super) async fn all(pool: &SqlitePool) -> Result<Vec<Account>, StorageError>
         .collect()
 }
 
-pub(super) async fn policy(pool: &SqlitePool) -> Result<SecurityPolicy, StorageError> {
+pub(super) async fn policy(
+    conn: impl sqlx::sqlite::SqliteExecutor<'_>,
+) -> Result<SecurityPolicy, StorageError> {
     let row = sqlx::query(
         "SELECT lockout_threshold, lockout_minutes, password_max_age_days, password_history, \
          idle_minutes, absolute_hours FROM security_policy WHERE id = 1",
     )
-    .fetch_one(pool)
+    .fetch_one(conn)
     .await?;
     let get = |i: usize| -> Result<u32, StorageError> {
         let v: i64 = row.try_get(i)?;

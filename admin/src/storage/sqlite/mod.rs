@@ -418,7 +418,7 @@ impl Storage for SqliteStorage {
         let mut entry = audit.entry;
         entry.detail.insert(
             "before".into(),
-            serde_json::to_value(accounts::policy(&self.writer).await?).unwrap_or_default(),
+            serde_json::to_value(accounts::policy(&mut *tx).await?).unwrap_or_default(),
         );
         entry.detail.insert(
             "after".into(),
