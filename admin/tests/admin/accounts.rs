@@ -24,9 +24,10 @@ fn same_answer(a: &crate::harness::Answer, b: &crate::harness::Answer) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn five_failures_lock_the_account_for_thirty_minutes_and_unknown_users_get_the_same_answer() {
-    let api = Api::sqlite(OperatorLogin::TokenAndPassword).await;
+async fn five_failures_lock_the_account_for_thirty_minutes_and_unknown_users_get_the_same_answer(
+    store: crate::support::Store,
+) {
+    let api = Api::start(store, OperatorLogin::TokenAndPassword).await;
     tree(&api).await;
     let alice = api
         .operator("alice", Some("A"), "A", &[Role::Operator])
@@ -76,9 +77,10 @@ async fn five_failures_lock_the_account_for_thirty_minutes_and_unknown_users_get
     assert_eq!(api.login(&alice, PASSWORD).await.0.status, 200);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_idle_session_ends_after_fifteen_minutes_and_any_session_after_twelve_hours() {
-    let api = Api::sqlite(OperatorLogin::TokenAndPassword).await;
+async fn an_idle_session_ends_after_fifteen_minutes_and_any_session_after_twelve_hours(
+    store: crate::support::Store,
+) {
+    let api = Api::start(store, OperatorLogin::TokenAndPassword).await;
     tree(&api).await;
     let alice = api
         .operator("alice", Some("A"), "A", &[Role::Operator])
@@ -639,4 +641,34 @@ async fn the_session_cookie_is_httponly_secure_strict_and_logout_ends_every_sess
             .status(),
         401
     );
+}
+
+mod five_failures_lock_the_account_for_thirty_minutes_and_unknown_users_get_the_same_answer_on {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::five_failures_lock_the_account_for_thirty_minutes_and_unknown_users_get_the_same_answer(crate::support::Store::sqlite().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::five_failures_lock_the_account_for_thirty_minutes_and_unknown_users_get_the_same_answer(crate::support::Store::postgres().await).await;
+    }
+}
+
+mod an_idle_session_ends_after_fifteen_minutes_and_any_session_after_twelve_hours_on {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::an_idle_session_ends_after_fifteen_minutes_and_any_session_after_twelve_hours(
+            crate::support::Store::sqlite().await,
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::an_idle_session_ends_after_fifteen_minutes_and_any_session_after_twelve_hours(
+            crate::support::Store::postgres().await,
+        )
+        .await;
+    }
 }

@@ -347,10 +347,10 @@ async fn tree(api: &Api) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_role_endpoint_and_scope_cell_is_allowed_exactly_as_the_matrix_says_and_every_denial_is_audited()
- {
-    let api = Api::sqlite(OperatorLogin::TokenAndPassword).await;
+async fn every_role_endpoint_and_scope_cell_is_allowed_exactly_as_the_matrix_says_and_every_denial_is_audited(
+    store: crate::support::Store,
+) {
+    let api = Api::start(store, OperatorLogin::TokenAndPassword).await;
     tree(&api).await;
     // Each role twice: within district A, and over every unit.
     let mut district = BTreeMap::new();
@@ -598,5 +598,17 @@ mod separation {
                 .unwrap();
             rt.block_on(run(steps))?;
         }
+    }
+}
+
+mod every_role_endpoint_and_scope_cell_is_allowed_exactly_as_the_matrix_says_and_every_denial_is_audited_on {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::every_role_endpoint_and_scope_cell_is_allowed_exactly_as_the_matrix_says_and_every_denial_is_audited(crate::support::Store::sqlite().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::every_role_endpoint_and_scope_cell_is_allowed_exactly_as_the_matrix_says_and_every_denial_is_audited(crate::support::Store::postgres().await).await;
     }
 }

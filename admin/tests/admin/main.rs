@@ -8,6 +8,7 @@ mod authz;
 mod cli;
 mod crash;
 mod harness;
+mod manage;
 mod mtls;
 mod softhsm;
 mod storage;
