@@ -187,6 +187,13 @@ async fn a_bootstrap_secret_works_once_expires_and_forces_a_new_password() {
         )
         .await;
     assert_eq!(changed.status, 204, "{}", changed.text);
+    assert_eq!(
+        api.call(&sys, "GET", "/api/v1/operator/me", None)
+            .await
+            .status,
+        401,
+        "a password change ends every session, this one included"
+    );
     let (after, token) = api.login(&sys, PASSWORD).await;
     assert_eq!(after.body["must_change_password"], false);
     sys.token = token;

@@ -4,6 +4,7 @@
 //! handlers are thin, and errors become responses in `http::error` only.
 
 pub mod accounts;
+pub mod administrators;
 pub mod auth;
 pub mod records;
 pub mod tokens;
@@ -46,11 +47,11 @@ pub fn routes() -> Router<Service> {
         .route("/api/v1/units/{code}/move", post(units::move_unit))
         .route(
             "/api/v1/administrators",
-            get(units::list_admins).post(units::create_admin),
+            get(administrators::list).post(administrators::create),
         )
         .route(
             "/api/v1/administrators/{id}",
-            put(units::update_admin).delete(units::delete_admin),
+            put(administrators::update).delete(administrators::remove),
         )
         .route("/api/v1/tokens", get(tokens::list).post(tokens::register))
         .route("/api/v1/tokens/{serial}", get(tokens::read))
@@ -120,7 +121,8 @@ impl utoipa::Modify for SecuritySchemes {
         auth::login, auth::logout, auth::me, auth::change_password,
         units::list, units::create, units::read, units::update, units::remove, units::move_unit,
         units::import, units::export,
-        units::list_admins, units::create_admin, units::update_admin, units::delete_admin,
+        administrators::list, administrators::create, administrators::update,
+        administrators::remove,
         tokens::list, tokens::register, tokens::read, tokens::history, tokens::change,
         accounts::list, accounts::create, accounts::read, accounts::operate, accounts::grant,
         accounts::revoke, accounts::scope, accounts::policy, accounts::set_policy,
@@ -135,7 +137,8 @@ impl utoipa::Modify for SecuritySchemes {
     )),
     tags(
         (name = "operator", description = "operator login, session and password"),
-        (name = "units", description = "organisation units and their administrators"),
+        (name = "units", description = "organisation units"),
+        (name = "administrators", description = "organisation administrators (党组织管理员)"),
         (name = "tokens", description = "U-Keys: registration, binding and status"),
         (name = "accounts", description = "operator accounts, roles, scopes and the security policy"),
         (name = "records", description = "login records and the audit trail"),
